@@ -1,0 +1,42 @@
+"""Atomic output files and content hashes (every output names the inputs that made it)."""
+import contextlib
+import hashlib
+import os
+from pathlib import Path
+
+from .errors import InputError
+
+
+@contextlib.contextmanager
+def atomic_output(final, overwrite: bool = True):
+    """Yield a temporary path next to `final`; rename it into place only if the block succeeds.
+
+    A crash, a full disk or an exception leaves no half-written `final` behind, and an
+    existing `final` stays intact until the new one is complete.
+    """
+    final = Path(final)
+    if final.exists() and not overwrite:
+        raise InputError(final, "output exists (pass --overwrite to replace it)")
+    parent = final.parent if str(final.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(final, f"output directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InputError(final, f"output directory {parent} is not writable")
+    tmp = parent / f".{final.name}.tmp-{os.getpid()}"
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except OSError as exc:
+        raise InputError(final, f"cannot write output: {exc.strerror or exc}") from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def sha256_file(path, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file's bytes, streamed so large reconstructions need no memory."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
