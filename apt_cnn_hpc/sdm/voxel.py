@@ -1,0 +1,99 @@
+"""Per-voxel partial maps and exact cube maps by box sums (DESIGN.md section 3).
+
+With partners taken from the whole data set, the map of a cube is the sum over its reference
+atoms of each atom's neighbour histogram, so it is the sum of the partial maps of the voxels it
+covers. Each atom is histogrammed once instead of cube_voxels**3 times.
+"""
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .maps import PartnerIndex
+
+
+@dataclass(frozen=True)
+class VoxelGrid:
+    """A grid of voxels anchored at whole multiples of voxel_nm (so any subset of the data, on any
+    rank, indexes voxels the same way). Voxel (i, j, k) covers origin + [i, i+1) * voxel_nm, ..."""
+
+    origin_nm: tuple
+    voxel_nm: float
+    shape: tuple
+
+    @classmethod
+    def covering(cls, pos: np.ndarray, voxel_nm: float) -> "VoxelGrid":
+        lo = np.floor(pos.min(axis=0) / voxel_nm) * voxel_nm
+        shape = np.floor((pos.max(axis=0) - lo) / voxel_nm).astype(int) + 1
+        return cls(tuple(float(v) for v in lo), float(voxel_nm), tuple(int(s) for s in shape))
+
+    def index(self, pos: np.ndarray) -> np.ndarray:
+        """Voxel index (int64 [n, 3]) of each position; may fall outside the grid."""
+        return np.floor((pos - np.asarray(self.origin_nm)) / self.voxel_nm).astype(np.int64)
+
+    def cube_origins(self, m: int, full: bool = True) -> list:
+        """Per axis, the voxel indices where cubes of m voxels start: every cube that overlaps
+        the grid (full: -(m-1)..n-1, so each voxel is covered by m**3 cubes) or only cubes
+        inside it (0..n-m)."""
+        if full:
+            return [np.arange(-(m - 1), n) for n in self.shape]
+        return [np.arange(0, max(n - m + 1, 0)) for n in self.shape]
+
+
+def voxel_layer_maps(index: PartnerIndex, ref_pos, ref_ids, ref_vox, grid: VoxelGrid, k: int):
+    """Partial zx-maps [nx, ny, bins, bins] of every voxel in z-layer k."""
+    nx, ny, _ = grid.shape
+    sel = np.flatnonzero((ref_vox[:, 2] == k) & np.all(ref_vox[:, :2] >= 0, axis=1)
+                         & (ref_vox[:, 0] < nx) & (ref_vox[:, 1] < ny))
+    slot = ref_vox[sel, 0] * ny + ref_vox[sel, 1]
+    zx, _ = index.histograms(ref_pos[sel], ref_ids[sel], slot, nx * ny)
+    b = index.settings.map_bins
+    return zx.reshape(nx, ny, b, b)
+
+
+def _box_sum_axis(a: np.ndarray, starts: np.ndarray, m: int, axis: int) -> np.ndarray:
+    """Sums of m consecutive entries along `axis` starting at `starts` (clipped to the array)."""
+    n = a.shape[axis]
+    shape = list(a.shape)
+    shape[axis] = n + 1
+    c = np.zeros(shape, dtype=a.dtype)
+    sl = [slice(None)] * a.ndim
+    sl[axis] = slice(1, None)
+    np.cumsum(a, axis=axis, out=c[tuple(sl)])
+    hi = np.clip(starts + m, 0, n)
+    lo = np.clip(starts, 0, n)
+    return np.take(c, hi, axis=axis) - np.take(c, lo, axis=axis)
+
+
+def cube_maps_by_layer(index: PartnerIndex, ref_pos, ref_ids, grid: VoxelGrid, m: int,
+                       full: bool = True):
+    """Yield (kz, maps [n_cx, n_cy, bins, bins]) for each cube z-origin kz, streaming voxel layers
+    so that only m layers of partial maps are held at once. Cube x/y origins are
+    grid.cube_origins(m, full)[0/1]."""
+    ref_vox = grid.index(ref_pos)
+    ox, oy, oz = grid.cube_origins(m, full)
+    nz = grid.shape[2]
+    window: deque = deque()
+    running = None
+    next_layer = 0
+    for kz in oz:
+        top = min(kz + m, nz)          # layers kz..top-1 are inside this cube
+        while next_layer < top:
+            layer = voxel_layer_maps(index, ref_pos, ref_ids, ref_vox, grid, next_layer)
+            running = layer.copy() if running is None else running + layer
+            window.append((next_layer, layer))
+            next_layer += 1
+        while window and window[0][0] < kz:
+            running -= window.popleft()[1]
+        xs = _box_sum_axis(running, ox, m, axis=0)
+        yield int(kz), _box_sum_axis(xs, oy, m, axis=1)
+
+
+def naive_cube_map(index: PartnerIndex, ref_pos, ref_ids, grid: VoxelGrid, origin_vox, m: int):
+    """The map of one cube computed directly from its own reference atoms (the reference
+    implementation the box sums must equal)."""
+    v = grid.index(ref_pos)
+    o = np.asarray(origin_vox)
+    sel = np.flatnonzero(np.all((v >= o) & (v < o + m) & (v >= 0) & (v < grid.shape), axis=1))
+    zx, _ = index.histograms(ref_pos[sel], ref_ids[sel], np.zeros(len(sel), np.int64), 1)
+    return zx[0]
