@@ -23,12 +23,12 @@ class BlockParams:
 def simulate_block(structure: Structure, p: BlockParams, half_size_nm: float, rng):
     """Atoms of `structure` in the cube [-h, h)^3 after rotation, noise and random deletion.
 
-    The lattice is generated in a margin of 4 sigma around the cube so that noise moves atoms
+    The lattice is generated in a margin of 3 sigma around the cube so that noise moves atoms
     in and out of it as in a real reconstruction. Returns (positions [n,3], species index [n],
     species names).
     """
     rot = orientation_matrix(p.pole, p.x_direction, p.azimuth_deg, p.tilt_deg)
-    margin = 4 * max(p.sigma_xy_nm, p.sigma_z_nm)
+    margin = 3 * max(p.sigma_xy_nm, p.sigma_z_nm)
     h = half_size_nm
     # a random origin shift so that the cube does not always start on the same lattice site
     shift = rng.random(3) * structure.a_nm

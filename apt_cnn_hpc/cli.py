@@ -1,0 +1,163 @@
+"""`apt-cnn <stage>`: one command line for every stage; each stage reads and writes files.
+
+Every user-facing failure is one line on stderr naming the file and the problem, exit code 2.
+"""
+import argparse
+import logging
+import os
+import sys
+
+from . import __version__
+from .errors import InputError
+
+log = logging.getLogger("apt_cnn_hpc")
+
+
+def _rank() -> int:
+    for var in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"):
+        if var in os.environ:
+            return int(os.environ[var])
+    return 0
+
+
+def _setup_logging(verbose: bool):
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format=f"%(asctime)s rank{_rank()} %(levelname)s %(name)s: %(message)s")
+    for noisy in ("numba", "matplotlib", "h5py", "ifes-apt-tc-data-modeling", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _box(values):
+    lo, hi = values[:3], values[3:]
+    if any(h <= l for l, h in zip(lo, hi)):
+        raise InputError(None, f"--box needs XMIN YMIN ZMIN XMAX YMAX ZMAX with each max > min, got {values}")
+    return lo, hi
+
+
+def cmd_specimen(args):
+    from .config import load_config
+    from .crystal.specimen import make_specimen, write_specimen
+    cfg = load_config("specimen", args.config)
+    if args.seed is not None:
+        cfg["seed"] = args.seed
+    if args.same_composition:
+        cfg["same_composition"] = True
+    if args.shape:
+        cfg["shape"] = args.shape
+    if args.size:
+        cfg["size_nm"] = args.size
+    spec = make_specimen(cfg)
+    paths = write_specimen(spec, args.out, cfg, overwrite=args.overwrite)
+    log.info("specimen: %d ions, %d precipitates (mean radius %.2f nm) -> %s",
+             len(spec["mq"]), len(spec["radii"]), float(spec["radii"].mean()) if len(spec["radii"]) else 0.0,
+             ", ".join(paths))
+
+
+def cmd_sdm(args):
+    import numpy as np
+
+    from .fileutil import atomic_output
+    from .io import read_ions, read_ranges
+    from .provenance import provenance
+    from .sdm import SDMSettings, region_sdm
+    from .sdm.figure import plot_sdm
+    settings = SDMSettings.load(args.config)
+    pair = args.pair.split("-")
+    if len(pair) != 2 or not all(pair):
+        raise InputError(None, f"--pair must look like Al-Al, got '{args.pair}'")
+    settings = SDMSettings.from_dict({**settings.to_dict(), "pair": pair})
+    lo, hi = _box(args.box)
+    ranges = read_ranges(args.range)
+    ions = read_ions(args.input, drop_invalid=args.drop_invalid)
+    labels = ranges.label(ions.mq)
+    try:
+        zx, z, n_ref = region_sdm(ions.xyz, labels, ranges.ion_names, settings, lo, hi)
+    except InputError as exc:
+        raise InputError(args.range, exc.problem) from None
+    if n_ref == 0:
+        raise InputError(args.input, f"no {pair[0]} ions inside the box {list(lo)}-{list(hi)} nm")
+    prov = provenance({"sdm": settings.to_dict(), "box_nm": [list(lo), list(hi)]},
+                      {"input": args.input, "range": args.range})
+    import json
+    with atomic_output(f"{args.out}.npz", args.overwrite) as tmp_npz, \
+            atomic_output(f"{args.out}.png", args.overwrite) as tmp_png:
+        with open(tmp_npz, "wb") as fh:
+            np.savez(fh, z_counts=z, z_edges_nm=settings.z_edges(), zx_counts=zx,
+                     dz_edges_nm=settings.zx_edges(), dx_edges_nm=settings.zx_edges(),
+                     n_reference=n_ref, pair=np.array(pair), provenance_json=json.dumps(prov, default=str))
+        plot_sdm(tmp_png, zx, settings.zx_edges(), settings.zx_edges(), z, settings.z_edges(),
+                 f"{pair[0]}-{pair[1]}, {n_ref} reference ions, box {list(lo)}-{list(hi)} nm")
+    log.info("sdm: %d reference ions, %d pairs -> %s.npz, %s.png", n_ref, int(z.sum()), args.out, args.out)
+
+
+def cmd_simulate(args):
+    from .config import load_config
+    from .library import simulate_dictionary
+    from .parallel import comm_world
+    from .sdm import SDMSettings
+    cfg = load_config("library", args.config)
+    if args.seed is not None:
+        cfg["seed"] = args.seed
+    if args.counts:
+        cfg["counts"] = {"fcc": args.counts[0], "l12": args.counts[1]}
+    settings = SDMSettings.load(args.sdm_config)
+    comm = comm_world()
+    simulate_dictionary(cfg, settings, args.out, comm, overwrite=args.overwrite)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="apt-cnn", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"apt-cnn-hpc {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="stage", required=True, metavar="STAGE")
+
+    s = sub.add_parser("specimen", help="synthetic reconstruction with known precipitates")
+    s.add_argument("--out", required=True, help="prefix: writes PREFIX.pos, PREFIX.rrng, PREFIX_truth.h5")
+    s.add_argument("--config", help="YAML overriding configs/specimen.yaml")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--shape", choices=["box", "cone"])
+    s.add_argument("--size", type=float, nargs=3, metavar=("X", "Y", "Z"), help="box size in nm")
+    s.add_argument("--same-composition", action="store_true",
+                   help="ordered domains with exactly the matrix composition")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_specimen)
+
+    s = sub.add_parser("sdm", help="zx-SDM and z-SDM of a box of a reconstruction")
+    s.add_argument("input", help="POS, ePOS, APT or CSV file")
+    s.add_argument("--range", required=True, help="RRNG or RNG file")
+    s.add_argument("--box", type=float, nargs=6, required=True,
+                   metavar=("XMIN", "YMIN", "ZMIN", "XMAX", "YMAX", "ZMAX"), help="reference box in nm")
+    s.add_argument("--pair", default="Al-Al", help="reference-partner species (default Al-Al)")
+    s.add_argument("--out", required=True, help="prefix: writes PREFIX.npz and PREFIX.png")
+    s.add_argument("--config", help="YAML overriding configs/sdm.yaml")
+    s.add_argument("--drop-invalid", action="store_true", help="discard ions with NaN/inf values")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_sdm)
+
+    s = sub.add_parser("simulate", help="synthetic dictionary of labelled zx-SDMs (MPI-parallel)")
+    s.add_argument("--out", required=True, help="dictionary HDF5 file")
+    s.add_argument("--config", help="YAML overriding configs/library.yaml")
+    s.add_argument("--sdm-config", help="YAML overriding configs/sdm.yaml")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--counts", type=int, nargs=2, metavar=("N_FCC", "N_L12"))
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_simulate)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        args.func(args)
+    except InputError as exc:
+        print(f"apt-cnn {args.stage}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"apt-cnn {args.stage}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

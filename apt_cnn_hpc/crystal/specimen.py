@@ -1,0 +1,256 @@
+"""Synthetic reconstructions with known precipitates: for demos, tests and held-out evaluation.
+
+A coherent FCC matrix with spherical ordered precipitates (L1_2 by default) in random
+translational variants, seen along a pole with the detector's noise and efficiency, plus
+background ions; written as POS + RRNG + a ground-truth HDF5 file.
+"""
+import logging
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from ..config import positive, value_range
+from ..errors import InputError
+from ..fileutil import atomic_output
+from ..io import RangeTable, write_pos, write_rrng
+from ..provenance import provenance, write_h5_provenance
+from .detector import apply_efficiency, apply_noise, draw_species
+from .lattice import lattice_sites
+from .orientation import orientation_matrix
+from .structure import Structure, load_structure
+
+log = logging.getLogger(__name__)
+SLAB_NM = 4.0
+
+
+@dataclass
+class Shape:
+    kind: str
+    size: np.ndarray          # box extents, or (2R, 2R, H) bounding box of a cone
+    top_radius: float = 0.0
+    tan_half_angle: float = 0.0
+
+    def lo(self):
+        return np.array([-self.size[0] / 2, -self.size[1] / 2, 0.0])
+
+    def hi(self):
+        return np.array([self.size[0] / 2, self.size[1] / 2, self.size[2]])
+
+    def inside(self, p: np.ndarray) -> np.ndarray:
+        ok = np.all((p >= self.lo()) & (p < self.hi()), axis=1)
+        if self.kind == "cone":
+            r = self.top_radius + p[:, 2] * self.tan_half_angle
+            ok &= p[:, 0] ** 2 + p[:, 1] ** 2 < r ** 2
+        return ok
+
+    def volume(self) -> float:
+        if self.kind == "box":
+            return float(np.prod(self.size))
+        h, r0, t = self.size[2], self.top_radius, self.tan_half_angle
+        return float(np.pi * (r0 ** 2 * h + r0 * t * h ** 2 + t ** 2 * h ** 3 / 3))
+
+
+def _shape(cfg) -> Shape:
+    kind = cfg.get("shape", "box")
+    if kind == "box":
+        size = np.array([float(v) for v in cfg["size_nm"]])
+        if size.shape != (3,) or np.any(size <= 0):
+            raise InputError("specimen config", f"size_nm must be three sizes > 0, got {cfg['size_nm']}")
+        return Shape("box", size)
+    if kind == "cone":
+        c = cfg["cone"]
+        r0 = positive(c, "top_radius_nm", "specimen config")
+        h = positive(c, "height_nm", "specimen config")
+        t = np.tan(np.radians(positive(c, "half_angle_deg", "specimen config", allow_zero=True)))
+        rmax = r0 + h * t
+        return Shape("cone", np.array([2 * rmax, 2 * rmax, h]), r0, t)
+    raise InputError("specimen config", f"shape must be 'box' or 'cone', got '{kind}'")
+
+
+def _place_precipitates(shape: Shape, pc: dict, rng):
+    """Random sequential addition of non-overlapping spheres until the volume fraction is met."""
+    vf = positive(pc, "volume_fraction", "specimen config", allow_zero=True)
+    if vf >= 0.5:
+        raise InputError("specimen config", f"volume_fraction {vf} too high for random packing")
+    mean, sd = positive(pc, "radius_mean_nm", "specimen config"), float(pc["radius_sd_nm"])
+    rmin, rmax = positive(pc, "radius_min_nm", "specimen config"), positive(pc, "radius_max_nm", "specimen config")
+    gap = float(pc.get("min_gap_nm", 0.0))
+    target = vf * shape.volume()
+    # draw the radii first, then place the largest first: the placed sizes follow the
+    # requested distribution instead of favouring the small spheres that fit late
+    want, vol = [], 0.0
+    while vol < target:
+        r = rng.normal(mean, sd)
+        if rmin <= r <= rmax:   # truncated normal: redraw rather than pile up at the bounds
+            want.append(r)
+            vol += 4 / 3 * np.pi * r ** 3
+    centres, radii = [], []
+    for r in sorted(want, reverse=True):
+        for _ in range(2000):
+            c = shape.lo() + rng.random(3) * shape.size
+            if not shape.inside(c[None])[0]:
+                continue
+            if centres and np.any(np.linalg.norm(np.asarray(centres) - c, axis=1)
+                                  < np.asarray(radii) + r + gap):
+                continue
+            centres.append(c)
+            radii.append(r)
+            break
+    return np.asarray(centres).reshape(-1, 3), np.asarray(radii)
+
+
+def _phases(cfg, matrix: Structure, prec: Structure):
+    """Occupancies of matrix and precipitate for the requested overall composition."""
+    overall = {k: float(v) / 100 for k, v in cfg["overall_composition_at_pct"].items()}
+    base = next(iter(matrix.occupancy[0]))          # the solvent (Al)
+    if sum(overall.values()) >= 1 or any(v < 0 for v in overall.values()):
+        raise InputError("specimen config", f"overall_composition_at_pct {cfg['overall_composition_at_pct']} is not a valid composition")
+    if cfg.get("same_composition", False):
+        # All solute on the smallest sublattice; the others pure solvent: ordered, same composition.
+        counts = np.bincount(prec.sublattice)
+        small = int(np.argmin(counts))
+        scale = len(prec.sites) / counts[small]
+        occ_small = {k: v * scale for k, v in overall.items()}
+        if sum(occ_small.values()) > 1:
+            raise InputError("specimen config", "solute too high to order on one sublattice")
+        occ_small[base] = 1 - sum(occ_small.values())
+        occ = [occ_small if k == small else {base: 1.0} for k in range(len(counts))]
+        prec = prec.with_occupancy(occ, prec.name + " (matrix composition)")
+        matrix_comp = overall
+    else:
+        vf = float(cfg["precipitates"]["volume_fraction"])
+        pcomp = prec.composition()
+        matrix_comp = {k: (v - vf * pcomp.get(k, 0)) / (1 - vf) for k, v in overall.items()}
+        if any(v < 0 for v in matrix_comp.values()):
+            raise InputError("specimen config", f"precipitates alone exceed the overall composition ({pcomp})")
+    mocc = dict(matrix_comp)
+    mocc[base] = 1 - sum(matrix_comp.values())
+    matrix = matrix.with_occupancy([mocc] * len(matrix.occupancy), matrix.name + " (solid solution)")
+    return matrix, prec
+
+
+def _mass_model(cfg, species: list):
+    ms = cfg["mass_spectrum"]
+    peaks = ms["peaks"]
+    missing = [s for s in species if s not in peaks]
+    if missing:
+        raise InputError("specimen config", f"mass_spectrum.peaks has no entry for {missing}")
+    return ms, peaks
+
+
+def _range_table(ms, peaks) -> RangeTable:
+    hw = positive(ms, "range_half_width_da", "specimen config")
+    entries = sorted((float(m) - hw, float(m) + hw, el) for el, lst in peaks.items() for m, _ in lst)
+    names = list(peaks)
+    lo = np.array([e[0] for e in entries])
+    hi = np.array([e[1] for e in entries])
+    if np.any(lo[1:] < hi[:-1]):
+        raise InputError("specimen config", "mass_spectrum peaks are closer than two range half widths")
+    return RangeTable(lo, hi, np.array([names.index(e[2]) for e in entries], np.int16), names,
+                      [{n: 1} for n in names])
+
+
+def _draw_mq(spec_names: list, species: np.ndarray, ms, peaks, rng) -> np.ndarray:
+    mq = np.empty(len(species), np.float32)
+    for k, name in enumerate(spec_names):
+        sel = np.flatnonzero(species == k)
+        m = np.array([p[0] for p in peaks[name]], float)
+        w = np.array([p[1] for p in peaks[name]], float)
+        pick = rng.choice(len(m), size=len(sel), p=w / w.sum())
+        mq[sel] = m[pick] + rng.normal(0, float(ms["peak_sd_da"]), len(sel))
+    return mq
+
+
+def make_specimen(cfg: dict):
+    """Build the specimen in memory. Returns dict with xyz, mq, precipitate_id, is_background,
+    centres, radii, variants, range table and the phases' compositions."""
+    rng = np.random.default_rng(int(cfg.get("seed", 0)))
+    shape = _shape(cfg)
+    matrix, prec = _phases(cfg, load_structure(cfg["matrix"]), load_structure(cfg["precipitate"]))
+    det = cfg["detector"]
+    eff = positive(det, "efficiency", "specimen config")
+    if eff > 1:
+        raise InputError("specimen config", f"detector efficiency must be <= 1, got {eff}")
+    sxy = positive(det, "sigma_xy_nm", "specimen config", allow_zero=True)
+    sz = positive(det, "sigma_z_nm", "specimen config", allow_zero=True)
+    rot = orientation_matrix(cfg.get("pole", (0, 1, 1)), cfg.get("x_direction", (1, 0, 0)),
+                             float(cfg.get("azimuth_deg", 0.0)))
+    centres, radii = _place_precipitates(shape, cfg["precipitates"], rng)
+    variants = rng.integers(0, len(prec.variants), len(radii))
+    names = matrix.species + [s for s in prec.species if s not in matrix.species]
+    ms, peaks = _mass_model(cfg, names)
+    xyz, spec, pid = [], [], []
+    margin = 4 * max(sxy, sz)
+    lo, hi = shape.lo() - margin, shape.hi() + margin
+    for z0 in np.arange(lo[2], hi[2], SLAB_NM):
+        slo, shi = lo.copy(), hi.copy()
+        slo[2], shi[2] = z0, min(z0 + SLAB_NM, hi[2])
+        pos, basis, frac = lattice_sites(matrix.sites, matrix.a_nm, rot, slo, shi)
+        s = draw_species(matrix.sublattice[basis], matrix.occupancy, names, rng)
+        p = np.zeros(len(pos), np.int32)
+        near = np.flatnonzero((centres[:, 2] + radii > slo[2]) & (centres[:, 2] - radii < shi[2]))
+        for k in near:
+            inside = np.flatnonzero(np.sum((pos - centres[k]) ** 2, axis=1) < radii[k] ** 2)
+            p[inside] = k + 1
+            subl = prec.site_sublattice(frac[inside], int(variants[k]))
+            s[inside] = draw_species(subl, prec.occupancy, names, rng)
+        keep = apply_efficiency(len(pos), eff, rng)
+        pos = apply_noise(pos[keep], sxy, sz, rng)
+        s, p = s[keep], p[keep]
+        ok = shape.inside(pos)
+        xyz.append(pos[ok])
+        spec.append(s[ok])
+        pid.append(p[ok])
+    xyz, spec, pid = np.concatenate(xyz), np.concatenate(spec), np.concatenate(pid)
+    mq = _draw_mq(names, spec, ms, peaks, rng)
+    n_bg = int(round(float(cfg.get("background_fraction", 0.0)) * len(xyz)))
+    bg_xyz = shape.lo() + rng.random((n_bg * 3, 3)) * shape.size
+    bg_xyz = bg_xyz[shape.inside(bg_xyz)][:n_bg]
+    lo_da, hi_da = value_range(ms, "background_da", "specimen config", lo=0)
+    bg_mq = rng.uniform(lo_da, hi_da, len(bg_xyz)).astype(np.float32)
+    bg_pid = np.zeros(len(bg_xyz), np.int32)
+    for k in range(len(radii)):
+        bg_pid[np.sum((bg_xyz - centres[k]) ** 2, axis=1) < radii[k] ** 2] = k + 1
+    # evaporation order: roughly by depth
+    all_xyz = np.concatenate([xyz, bg_xyz]).astype(np.float32)
+    order = np.argsort(all_xyz[:, 2], kind="stable")
+    return {
+        "xyz": all_xyz[order],
+        "mq": np.concatenate([mq, bg_mq])[order],
+        "precipitate_id": np.concatenate([pid, bg_pid])[order],
+        "is_background": np.concatenate([np.zeros(len(xyz), bool), np.ones(len(bg_xyz), bool)])[order],
+        "species_true": np.concatenate([spec, np.full(len(bg_xyz), -1, np.int16)])[order],
+        "species_names": names,
+        "centres": centres, "radii": radii, "variants": variants,
+        "ranges": _range_table(ms, peaks),
+        "matrix_composition": matrix.composition(),
+        "precipitate_composition": prec.composition(),
+        "precipitate_structure": prec.name,
+    }
+
+
+def write_specimen(spec: dict, prefix, cfg: dict, overwrite: bool = True):
+    """PREFIX.pos, PREFIX.rrng and PREFIX_truth.h5 (each written atomically)."""
+    pos_path, rng_path, truth_path = f"{prefix}.pos", f"{prefix}.rrng", f"{prefix}_truth.h5"
+    write_pos(pos_path, spec["xyz"], spec["mq"], overwrite)
+    write_rrng(rng_path, spec["ranges"], overwrite)
+    with atomic_output(truth_path, overwrite) as tmp:
+        with h5py.File(tmp, "w") as f:
+            g = f.create_group("ions")
+            g.create_dataset("precipitate_id", data=spec["precipitate_id"], compression="gzip")
+            g.create_dataset("is_background", data=spec["is_background"], compression="gzip")
+            g.create_dataset("species", data=spec["species_true"], compression="gzip")
+            g.attrs["species_names"] = spec["species_names"]
+            g.attrs["doc"] = ("per ion, in POS order: precipitate_id 0 = matrix, k >= 1 = "
+                              "precipitate k (by true position); is_background = random noise ion")
+            p = f.create_group("precipitates")
+            p.create_dataset("centre_nm", data=spec["centres"])
+            p.create_dataset("radius_nm", data=spec["radii"])
+            p.create_dataset("variant", data=spec["variants"])
+            p.attrs["structure"] = spec["precipitate_structure"]
+            p.attrs["composition"] = str(spec["precipitate_composition"])
+            f.attrs["matrix_composition"] = str(spec["matrix_composition"])
+            f.attrs["n_ions"] = len(spec["mq"])
+            write_h5_provenance(f, provenance(cfg, {"pos": pos_path}))
+    return pos_path, rng_path, truth_path
