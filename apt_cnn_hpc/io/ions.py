@@ -63,14 +63,15 @@ def _read_csv(path):
     silently loses its first ion.
     """
     with open(path, encoding="utf-8", errors="replace") as fh:
-        first = fh.readline()
-    sep = ";" if ";" in first else ("," if "," in first else None)
+        first, second = fh.readline(), fh.readline()
     fields = first.replace(";", " ").replace(",", " ").split()
     try:
         [float(f) for f in fields]
         skip = 0
     except ValueError:
         skip = 1
+    data_line = second if skip else first
+    sep = ";" if ";" in data_line else ("," if "," in data_line else None)
     try:
         data = np.loadtxt(path, delimiter=sep, skiprows=skip, ndmin=2, dtype=np.float64)
     except ValueError as exc:

@@ -87,14 +87,22 @@ def read_ranges(path) -> RangeTable:
         raise InputError(path, "file not found")
     if os.path.getsize(path) == 0:
         raise InputError(path, "range file is empty")
-    if ext == ".rrng":
-        reader = strict_call(path, "RRNG", ifes_module("rrng.rrng_reader").ReadRrngFileFormat,
-                             str(path), ignore=_HARMLESS)
-        mions = reader.rrng["molecular_ions"]
-    else:
-        reader = strict_call(path, "RNG", ifes_module("rng.rng_reader").ReadRngFileFormat,
-                             str(path), ignore=_HARMLESS)
-        mions = reader.rng["molecular_ions"]
+    # The readers end by enumerating isotope combinations of every ion to guess its charge
+    # state (up to a minute for a large file); labels need only elements and intervals.
+    nx_ion = ifes_module("utils.nx_ion").NxIon
+    combinatorics = nx_ion.apply_combinatorics
+    nx_ion.apply_combinatorics = lambda self: None
+    try:
+        if ext == ".rrng":
+            reader = strict_call(path, "RRNG", ifes_module("rrng.rrng_reader").ReadRrngFileFormat,
+                                 str(path), ignore=_HARMLESS)
+            mions = reader.rrng["molecular_ions"]
+        else:
+            reader = strict_call(path, "RNG", ifes_module("rng.rng_reader").ReadRngFileFormat,
+                                 str(path), ignore=_HARMLESS)
+            mions = reader.rng["molecular_ions"]
+    finally:
+        nx_ion.apply_combinatorics = combinatorics
     symbols = ifes_module("utils.molecular_ions").get_chemical_symbols()
     entries = []
     for m in mions:

@@ -34,7 +34,7 @@ def pair_histograms(ref_pos, ref_id, slot_start, part_pos, part_id, order, cell_
     """
     n_slots = len(slot_start) - 1
     r2 = r_max * r_max
-    bw = 2.0 * half_width / n_bins
+    bw = 2.0 * half_width / n_bins if n_bins > 0 else 1.0
     zbw = 2.0 * z_half / z_bins if z_bins > 0 else 1.0
     pairs = np.zeros(n_slots, np.int64)
     for s in nb.prange(n_slots):

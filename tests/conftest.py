@@ -1,0 +1,56 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FOREIGN = REPO.parent / "shared" / "data" / "foreign"
+
+
+def cli_env():
+    env = dict(os.environ)
+    env.update({
+        "APT_CNN_NO_PROGRESS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
+        # Open MPI as root and with more ranks than cores (ignored by MPICH)
+        "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+        "OMPI_MCA_rmaps_base_oversubscribe": "1",
+        "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe",
+    })
+    return env
+
+
+def run_cli(*args, cwd=None, ranks: int = 0, timeout=900):
+    """Run `apt-cnn ARGS` (under mpiexec -n RANKS if ranks > 0); returns CompletedProcess."""
+    cmd = [sys.executable, "-m", "apt_cnn_hpc", *map(str, args)]
+    if ranks:
+        mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+        cmd = [mpiexec, "-n", str(ranks)] + cmd
+    return subprocess.run(cmd, cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def assert_clean_error(proc, *needles):
+    """Exit 2, one line on stderr naming the problem, no traceback."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    errors = [l for l in proc.stderr.splitlines() if "error:" in l]
+    assert len(errors) == 1, proc.stderr
+    for n in needles:
+        assert n in errors[0], errors[0]
+
+
+@pytest.fixture(scope="session")
+def small_specimen(tmp_path_factory):
+    """A 16 nm cube specimen with a few precipitates (POS, RRNG, truth)."""
+    d = tmp_path_factory.mktemp("specimen")
+    proc = run_cli("specimen", "--out", d / "s", "--size", 16, 16, 16, "--seed", 11)
+    assert proc.returncode == 0, proc.stderr
+    return d / "s"
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
