@@ -1,0 +1,92 @@
+"""Crystal library and synthetic specimens."""
+import h5py
+import numpy as np
+import pytest
+
+from apt_cnn_hpc.config import load_config
+from apt_cnn_hpc.crystal import load_structure, orientation_matrix
+from apt_cnn_hpc.crystal.specimen import make_specimen
+from apt_cnn_hpc.crystal.structure import structure_from_dict
+from apt_cnn_hpc.errors import InputError
+from apt_cnn_hpc.io import read_ions, read_ranges
+
+from conftest import run_cli
+
+
+@pytest.mark.parametrize("pole", [(0, 1, 1), (0, 0, 1), (1, 1, 1), (1, 2, 3)])
+def test_pole_goes_to_z(pole):
+    for az, tilt in [(0, 0), (37, 0.8)]:
+        r = orientation_matrix(pole, (1, 0, 0), az, tilt)
+        np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+        assert np.linalg.det(r) == pytest.approx(1)
+        z = r @ (np.asarray(pole) / np.linalg.norm(pole))
+        assert np.degrees(np.arccos(np.clip(z[2], -1, 1))) == pytest.approx(abs(tilt), abs=1e-5)
+
+
+def test_l12_variants_put_solute_on_one_fcc_sublattice():
+    l12, fcc = load_structure("l12_al3limg"), load_structure("fcc_al")
+    assert l12.composition()["Al"] == pytest.approx(0.7675)
+    for v in range(4):
+        sub = l12.site_sublattice(fcc.sites, v)
+        assert sorted(sub.tolist()) == [0, 1, 1, 1]      # one corner site, three face sites
+        assert sub[v] == 0                                # variant v puts the corner on site v
+
+
+def test_bad_structure_definition():
+    with pytest.raises(InputError, match="sums to"):
+        structure_from_dict({"lattice_constant_nm": 0.4, "sublattices": [
+            {"sites": [[0, 0, 0]], "occupancy": {"Al": 0.5}}]}, "x.yaml")
+    with pytest.raises(InputError, match="lattice_constant_nm"):
+        structure_from_dict({"lattice_constant_nm": -1, "sublattices": [
+            {"sites": [[0, 0, 0]], "occupancy": {"Al": 1}}]}, "x.yaml")
+
+
+def _small(**over):
+    cfg = load_config("specimen")
+    cfg.update({"size_nm": [14, 14, 14], "seed": 3, **over})
+    return cfg
+
+
+def test_specimen_composition_and_truth():
+    s = make_specimen(_small())
+    names = s["species_names"]
+    sp, pid = s["species_true"], s["precipitate_id"]
+    real = ~s["is_background"]
+    overall = {n: np.mean(sp[real] == names.index(n)) for n in ("Li", "Mg")}
+    assert overall["Li"] == pytest.approx(0.0679, abs=0.01)
+    assert overall["Mg"] == pytest.approx(0.0518, abs=0.01)
+    li_in = np.mean(sp[real & (pid > 0)] == names.index("Li"))
+    li_out = np.mean(sp[real & (pid == 0)] == names.index("Li"))
+    assert li_in > 2.5 * li_out                       # delta' is Li-rich
+    # every ion labelled inside precipitate k is within r_k + 4 sigma of its centre
+    k = pid > 0
+    d = np.linalg.norm(s["xyz"][k] - s["centres"][pid[k] - 1], axis=1)
+    assert np.all(d < s["radii"][pid[k] - 1] + 4 * 0.35)
+
+
+def test_same_composition_specimen_has_no_contrast():
+    s = make_specimen(_small(same_composition=True))
+    names, sp, pid = s["species_names"], s["species_true"], s["precipitate_id"]
+    real = ~s["is_background"]
+    for el in ("Li", "Mg"):
+        inside = np.mean(sp[real & (pid > 0)] == names.index(el))
+        outside = np.mean(sp[real & (pid == 0)] == names.index(el))
+        assert inside == pytest.approx(outside, abs=0.012)
+
+
+def test_cone_specimen(tmp_path):
+    proc = run_cli("specimen", "--out", tmp_path / "c", "--shape", "cone", "--seed", 2)
+    assert proc.returncode == 0, proc.stderr
+    ions = read_ions(tmp_path / "c.pos")
+    r = np.hypot(ions.xyz[:, 0], ions.xyz[:, 1])
+    top = r[ions.xyz[:, 2] < 5].max()
+    bottom = r[ions.xyz[:, 2] > 45].max()
+    assert 7 < top < 10 and bottom > top + 5           # 8 nm apex radius, 10 degree shank
+    t = read_ranges(tmp_path / "c.rrng")
+    assert set(t.ion_names) == {"Al", "Li", "Mg"}
+    lab = t.label(ions.mq)
+    with h5py.File(tmp_path / "c_truth.h5") as f:
+        bg = f["ions/is_background"][:]
+        assert len(bg) == len(ions)
+        assert np.mean(lab[~bg] >= 0) > 0.97             # real ions fall in their ranges
+        assert f["provenance"].attrs["json"]
