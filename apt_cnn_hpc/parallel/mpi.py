@@ -1,13 +1,34 @@
 """MPI access that costs nothing when a stage runs alone (mpi4py is imported on first use)."""
+import logging
 import os
 
 from tqdm import tqdm
 
+log = logging.getLogger(__name__)
+
+
+def cores_per_rank(comm) -> int:
+    """The cores this rank may use: its CPU affinity shared among the ranks on its node."""
+    from mpi4py import MPI
+    cores = len(os.sched_getaffinity(0))
+    local = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    on_node = local.Get_size()
+    # ranks bound to their own cores see only those; unbound ranks see the whole node
+    same_mask = local.allreduce(cores, op=MPI.MIN) == local.allreduce(cores, op=MPI.MAX)
+    local.Free()
+    return max(1, cores // on_node) if same_mask and cores >= on_node else cores
+
 
 def comm_world():
-    """MPI.COMM_WORLD (a singleton run without mpiexec has size 1)."""
+    """MPI.COMM_WORLD (a singleton run without mpiexec has size 1), with numba's thread count
+    set to the cores this rank owns so ranks do not oversubscribe the node."""
     from mpi4py import MPI
-    return MPI.COMM_WORLD
+    comm = MPI.COMM_WORLD
+    n = cores_per_rank(comm)
+    import numba
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    log.debug("rank %d of %d: %d threads", comm.Get_rank(), comm.Get_size(), n)
+    return comm
 
 
 def is_root(comm=None) -> bool:
