@@ -99,7 +99,7 @@ def cmd_simulate(args):
     if args.seed is not None:
         cfg["seed"] = args.seed
     if args.counts:
-        cfg["counts"] = {"fcc": args.counts[0], "l12": args.counts[1]}
+        cfg["counts"] = dict(zip(("fcc", "l12", "mixed"), args.counts))
     settings = SDMSettings.load(args.sdm_config)
     comm = comm_world()
     simulate_dictionary(cfg, settings, args.out, comm, overwrite=args.overwrite)
@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="YAML overriding configs/library.yaml")
     s.add_argument("--sdm-config", help="YAML overriding configs/sdm.yaml")
     s.add_argument("--seed", type=int)
-    s.add_argument("--counts", type=int, nargs=2, metavar=("N_FCC", "N_L12"))
+    s.add_argument("--counts", type=int, nargs="+", metavar="N",
+                   help="maps per kind: N_FCC N_L12 [N_MIXED] (default: configs/library.yaml)")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_simulate)
     return p

@@ -26,7 +26,7 @@ def test_kernel_equals_brute_force(rng):
 
 def test_voxel_sum_cubes_equal_naive_cubes():
     s = SDMSettings()
-    pos, spec, names = simulate_block(load_structure("l12_al3limg"), BlockParams(0.3, 0.03, 0.5),
+    pos, spec, names, _ = simulate_block(load_structure("l12_al3limg"), BlockParams(0.3, 0.03, 0.5),
                                       3.5, np.random.default_rng(2))
     al = spec == names.index("Al")
     ids = np.arange(len(pos))

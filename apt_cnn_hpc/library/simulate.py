@@ -4,6 +4,9 @@ Map i draws its parameters from its own random stream (seed, i), so the file is 
 number of ranks. Schema (DICTIONARY.h5):
   /maps            uint8 [N, bins, bins]   zx-SDM [dz, dx], scaled by sdm.normalise.to_uint8
   /labels          uint8 [N]               0 = FCC, 1 = L1_2
+Kinds, in this order: fcc, l12, then mixed (an FCC cube cut by an L1_2 sphere, labelled L1_2
+when at least `mixed.l12_threshold` of its reference atoms lie in the sphere: this shapes the
+response of the CNN to partly covered cubes, which decides how well the scan sees boundaries).
   /params/<name>   float32 [N]             every generation parameter of each map
   attrs: schema, library_config (JSON), sdm_settings (JSON); /provenance
 """
@@ -15,7 +18,7 @@ import numpy as np
 
 from ..config import value_range
 from ..crystal import load_structure
-from ..crystal.block import BlockParams, simulate_block
+from ..crystal.block import BlockParams, Inclusion, simulate_block
 from ..errors import InputError
 from ..fileutil import atomic_output
 from ..parallel import is_root, progress
@@ -25,8 +28,9 @@ from ..sdm.normalise import to_uint8
 
 log = logging.getLogger(__name__)
 LABELS = {"fcc": 0, "l12": 1}
+KINDS = ("fcc", "l12", "mixed")
 PARAMS = ("sigma_xy_nm", "sigma_z_nm", "efficiency", "azimuth_deg", "rotation_deg",
-          "solute_li", "solute_mg", "corner_al", "n_reference", "n_pairs")
+          "solute_li", "solute_mg", "corner_al", "n_reference", "n_pairs", "l12_fraction")
 SCHEMA = "apt-cnn-hpc/dictionary/1"
 
 
@@ -37,7 +41,7 @@ class LibrarySpec:
         self.cfg = cfg
         try:
             self.seed = int(cfg["seed"])
-            self.counts = {k: int(cfg["counts"].get(k, 0)) for k in LABELS}
+            self.counts = {k: int(cfg["counts"].get(k, 0)) for k in KINDS}
             self.structures = {k: load_structure(cfg["structures"][k]) for k in LABELS}
             self.pole = tuple(cfg.get("pole", (0, 1, 1)))
             self.x_direction = tuple(cfg.get("x_direction", (1, 0, 0)))
@@ -50,6 +54,9 @@ class LibrarySpec:
                            for el in cfg["fcc_solute_at_pct"]}
             self.corner_al = value_range(cfg, "l12_corner_al", where, 0, 1)
             self.chunk = max(1, int(cfg.get("chunk", 64)))
+            mixed = cfg.get("mixed", {})
+            self.mixed_threshold = float(mixed.get("l12_threshold", 0.05))
+            self.mixed_radius = value_range(mixed, "radius_nm", where, 0.1) if mixed else (0.5, 4.0)
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(where, f"missing or malformed setting {exc}") from None
         if any(v < 0 for v in self.counts.values()) or sum(self.counts.values()) == 0:
@@ -59,50 +66,83 @@ class LibrarySpec:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def label_of(self, i: int) -> str:
-        return "fcc" if i < self.counts["fcc"] else "l12"
+    def kind_of(self, i: int) -> str:
+        edge = 0
+        for k in KINDS:
+            edge += self.counts[k]
+            if i < edge:
+                return k
+        raise IndexError(i)
+
+
+def _fcc_with_solute(spec: LibrarySpec, rng, p: dict):
+    """FCC with a random solid-solution composition (any composition reads as FCC)."""
+    st = spec.structures["fcc"]
+    base = next(iter(st.occupancy[-1]))
+    occ = {el: float(rng.uniform(*r)) / 100 for el, r in spec.solute.items()}
+    p["solute_li"], p["solute_mg"] = occ.get("Li", 0.0), occ.get("Mg", 0.0)
+    occ[base] = 1 - sum(occ.values())
+    return st.with_occupancy([occ] * len(st.occupancy))
+
+
+def _partly_ordered_l12(spec: LibrarySpec, rng, p: dict):
+    """L1_2 with a share of its ordered (minority) sublattice taken by the solvent."""
+    st = spec.structures["l12"]
+    base = next(iter(st.occupancy[-1]))
+    p["corner_al"] = float(rng.uniform(*spec.corner_al))
+    occ = []
+    for o in st.occupancy:
+        if o.get(base, 0) < 0.5:  # the ordered sublattice
+            solute = {k: v for k, v in o.items() if k != base}
+            tot = sum(solute.values())
+            o = {k: v / tot * (1 - p["corner_al"]) for k, v in solute.items()}
+            o[base] = p["corner_al"]
+        occ.append(o)
+    return st.with_occupancy(occ)
 
 
 def simulate_map(spec: LibrarySpec, settings: SDMSettings, i: int):
     """Map i of the dictionary: (uint8 map [bins, bins], label, params dict)."""
     rng = np.random.default_rng([spec.seed, i])
-    kind = spec.label_of(i)
+    kind = spec.kind_of(i)
     u = lambda lohi: float(rng.uniform(*lohi))  # noqa: E731
-    p = {"sigma_xy_nm": u(spec.sigma_xy[kind]), "sigma_z_nm": u(spec.sigma_z[kind]),
-         "efficiency": u(spec.efficiency), "azimuth_deg": u(spec.azimuth),
-         "rotation_deg": u(spec.rotation), "solute_li": 0.0, "solute_mg": 0.0, "corner_al": 0.0}
-    st = spec.structures[kind]
-    base = next(iter(st.occupancy[-1]))  # the solvent species of the structure
+    sz = spec.sigma_z[kind] if kind != "mixed" else (min(spec.sigma_z["fcc"][0], spec.sigma_z["l12"][0]),
+                                                     max(spec.sigma_z["fcc"][1], spec.sigma_z["l12"][1]))
+    sxy = spec.sigma_xy["fcc" if kind == "mixed" else kind]
+    p = {"sigma_xy_nm": u(sxy), "sigma_z_nm": u(sz), "efficiency": u(spec.efficiency),
+         "azimuth_deg": u(spec.azimuth), "rotation_deg": u(spec.rotation), "solute_li": 0.0,
+         "solute_mg": 0.0, "corner_al": 0.0}
+    half_cube = settings.cube_nm / 2
+    inclusion = None
     if kind == "fcc":
-        occ = {el: u(r) / 100 for el, r in spec.solute.items()}
-        p["solute_li"], p["solute_mg"] = occ.get("Li", 0.0), occ.get("Mg", 0.0)
-        occ[base] = 1 - sum(occ.values())
-        st = st.with_occupancy([occ] * len(st.occupancy))
+        st = _fcc_with_solute(spec, rng, p)
+    elif kind == "l12":
+        st = _partly_ordered_l12(spec, rng, p)
     else:
-        # partial order: a share of the ordered (corner) sublattice taken by the solvent
-        p["corner_al"] = u(spec.corner_al)
-        occ = []
-        for o in st.occupancy:
-            if o.get(base, 0) < 0.5:  # the ordered sublattice
-                solute = {k: v for k, v in o.items() if k != base}
-                tot = sum(solute.values())
-                o = {k: v / tot * (1 - p["corner_al"]) for k, v in solute.items()}
-                o[base] = p["corner_al"]
-            occ.append(o)
-        st = st.with_occupancy(occ)
+        st = _fcc_with_solute(spec, rng, p)
+        r = u(spec.mixed_radius)
+        centre = rng.uniform(-half_cube - r * 0.8, half_cube + r * 0.8, 3)
+        inclusion = Inclusion(_partly_ordered_l12(spec, rng, p), centre, r,
+                              int(rng.integers(len(spec.structures["l12"].variants))))
     bp = BlockParams(p["sigma_xy_nm"], p["sigma_z_nm"], p["efficiency"], p["azimuth_deg"],
                      p["rotation_deg"], spec.pole, spec.x_direction)
-    half = settings.cube_nm / 2 + settings.neighbour_radius_nm
-    pos, species, names = simulate_block(st, bp, half, rng)
+    pos, species, names, in_l12 = simulate_block(st, bp, half_cube + settings.neighbour_radius_nm,
+                                                 rng, inclusion)
     ref_name, part_name = settings.pair
     ids = np.arange(len(pos))
     is_part = species == names.index(part_name)
-    is_ref = (species == names.index(ref_name)) & np.all(np.abs(pos) < settings.cube_nm / 2, axis=1)
+    is_ref = (species == names.index(ref_name)) & np.all(np.abs(pos) < half_cube, axis=1)
     index = PartnerIndex(pos[is_part], ids[is_part], settings)
     zx, _ = index.histograms(pos[is_ref], ids[is_ref], np.zeros(int(is_ref.sum()), np.int64), 1)
     p["n_reference"] = float(is_ref.sum())
     p["n_pairs"] = float(zx.sum())
-    return to_uint8(zx[0]), LABELS[kind], p
+    if kind == "mixed":
+        p["l12_fraction"] = float(in_l12[is_ref].mean()) if is_ref.any() else 0.0
+        label = int(p["l12_fraction"] >= spec.mixed_threshold)
+    else:
+        p["l12_fraction"] = float(kind == "l12")
+        label = LABELS[kind]
+    return to_uint8(zx[0]), label, p
 
 
 def simulate_dictionary(cfg: dict, settings: SDMSettings, out, comm=None, overwrite=True):

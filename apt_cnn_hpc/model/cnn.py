@@ -1,0 +1,28 @@
+"""The paper's CNN (Li et al. 2021, Figure 3b) and the one input normalisation.
+
+150x150x1 -> [Conv2D(n, 3x3, relu, valid) -> MaxPool2] x 4 with n = 16, 32, 64, 64 -> Flatten ->
+Dense(512, relu) -> Dense(1, sigmoid): 1,666,881 parameters for 150 x 150 maps.
+"""
+import numpy as np
+
+FILTERS = (16, 32, 64, 64)
+
+
+def prepare(maps_uint8) -> np.ndarray:
+    """uint8 maps [n, b, b] -> float32 [n, b, b, 1] in 0..1: used by training, evaluation and scan."""
+    x = np.asarray(maps_uint8, dtype=np.float32) * (1.0 / 255.0)
+    return x[..., None]
+
+
+def build_model(bins: int = 150):
+    import keras
+    from keras import layers
+    inp = keras.Input((bins, bins, 1), name="zx_sdm")
+    x = inp
+    for n in FILTERS:
+        x = layers.Conv2D(n, 3, activation="relu", padding="valid")(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(512, activation="relu")(x)
+    out = layers.Dense(1, activation="sigmoid", name="p_l12")(x)
+    return keras.Model(inp, out, name="li2021_cnn")
