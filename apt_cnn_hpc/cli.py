@@ -105,6 +105,64 @@ def cmd_simulate(args):
     simulate_dictionary(cfg, settings, args.out, comm, overwrite=args.overwrite)
 
 
+def cmd_train(args):
+    from .model.train import train
+    from .parallel import comm_world
+    if args.epochs < 1 or args.batch < 1 or args.folds < 1 or not 0 <= args.test_fraction < 1:
+        raise InputError(None, "--epochs, --batch and --folds must be >= 1 and --test-fraction in [0, 1)")
+    out = train(args, comm_world())
+    log.info("train: model in %s", out)
+
+
+def cmd_extract(args):
+    from .extract import extract_maps, read_cube_list
+    from .extract.cubes import write_extract
+    from .io import read_ions, read_ranges
+    from .provenance import provenance
+    from .sdm import SDMSettings
+    if args.augment < 1:
+        raise InputError(None, "--augment must be >= 1")
+    settings = SDMSettings.load(args.config)
+    cubes = read_cube_list(args.cubes)
+    ranges = read_ranges(args.range)
+    ions = read_ions(args.input, drop_invalid=args.drop_invalid)
+    try:
+        maps, params = extract_maps(ions.xyz, ranges.label(ions.mq), ranges.ion_names, settings,
+                                    cubes, args.augment)
+    except InputError as exc:
+        raise InputError(args.input if "cube at" in exc.problem else args.range, exc.problem) from None
+    prov = provenance({"sdm": settings.to_dict(), "label": args.label, "augment": args.augment},
+                      {"input": args.input, "range": args.range, "cubes": args.cubes})
+    write_extract(args.out, maps, params, 1 if args.label == "l12" else 0, settings, prov, args.overwrite)
+    log.info("extract: %d cubes x %d -> %d %s maps in %s", len(cubes), args.augment, len(maps),
+             args.label, args.out)
+
+
+def cmd_explain(args):
+    import numpy as np
+
+    from .explain import explain_maps
+    from .model.card import load_card, load_model
+    from .model.dataset import open_maps, read_rows
+    load_card(args.model)
+    model = load_model(args.model)
+    f, _, n = open_maps(args.maps)
+    with f:
+        if args.index:
+            idx = np.asarray(args.index)
+            if np.any((idx < 0) | (idx >= n)):
+                raise InputError(args.maps, f"--index must be within 0..{n - 1}")
+        else:
+            labels = f["labels"][:]
+            idx = np.asarray([int(np.argmax(labels == k)) for k in (0, 1) if np.any(labels == k)])
+        maps, labels = read_rows(f, idx)
+    out = args.out
+    import os
+    os.makedirs(out, exist_ok=True)
+    files = explain_maps(model, maps, labels, out)
+    log.info("explain: %d figures in %s", len(files), out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="apt-cnn", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"apt-cnn-hpc {__version__}")
@@ -143,6 +201,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="maps per kind: N_FCC N_L12 [N_MIXED] (default: configs/library.yaml)")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("train", help="train the CNN with Horovod (mpiexec -n N or srun)")
+    s.add_argument("--dictionary", required=True, help="dictionary HDF5 from `simulate`")
+    s.add_argument("--out", required=True, help="model directory (model.keras, model_card.json, ...)")
+    s.add_argument("--extra", action="append", help="extra labelled maps from `extract` (repeatable)")
+    s.add_argument("--epochs", type=int, default=7)
+    s.add_argument("--batch", type=int, default=32, help="batch per rank")
+    s.add_argument("--lr", type=float, default=0.001, help="RMSprop rate for one rank (x ranks)")
+    s.add_argument("--folds", type=int, default=5, help="cross-validation folds (1: none)")
+    s.add_argument("--test-fraction", type=float, default=0.1)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    s.add_argument("--skip-heldout", action="store_true", help="no held-out specimen evaluation")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("extract", help="labelled maps at given cubes of a reconstruction (case 2)")
+    s.add_argument("input", help="POS, ePOS, APT or CSV file")
+    s.add_argument("--range", required=True)
+    s.add_argument("--cubes", required=True, help="CSV of cube lower corners x0,y0,z0 in nm")
+    s.add_argument("--label", required=True, choices=["fcc", "l12"])
+    s.add_argument("--augment", type=int, default=7, help="maps per cube, tilts over +-1 degree")
+    s.add_argument("--out", required=True)
+    s.add_argument("--config", help="YAML overriding configs/sdm.yaml")
+    s.add_argument("--drop-invalid", action="store_true")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_extract)
+
+    s = sub.add_parser("explain", help="feature maps and Grad-CAM of a model (Figure 7)")
+    s.add_argument("--model", required=True, help="model directory")
+    s.add_argument("--maps", required=True, help="dictionary or extract file")
+    s.add_argument("--index", type=int, nargs="+", help="rows to explain (default: first FCC and first L1_2)")
+    s.add_argument("--out", required=True, help="output directory for PNGs")
+    s.set_defaults(func=cmd_explain)
     return p
 
 

@@ -97,3 +97,16 @@ def naive_cube_map(index: PartnerIndex, ref_pos, ref_ids, grid: VoxelGrid, origi
     sel = np.flatnonzero(np.all((v >= o) & (v < o + m) & (v >= 0) & (v < grid.shape), axis=1))
     zx, _ = index.histograms(ref_pos[sel], ref_ids[sel], np.zeros(len(sel), np.int64), 1)
     return zx[0]
+
+
+def cube_counts(grid: VoxelGrid, vox: np.ndarray, m: int, full: bool = True, weights=None):
+    """Per-cube sums [n_cx, n_cy, n_cz] of a per-atom weight (1 = count) over atoms with voxel
+    indices `vox`, by the same box sums as the maps (reference counts, truth fractions)."""
+    inside = np.all((vox >= 0) & (vox < np.asarray(grid.shape)), axis=1)
+    w = np.ones(int(inside.sum())) if weights is None else np.asarray(weights, float)[inside]
+    per_voxel = np.zeros(grid.shape, np.float64)
+    np.add.at(per_voxel, tuple(vox[inside].T), w)
+    out = per_voxel
+    for axis, starts in enumerate(grid.cube_origins(m, full)):
+        out = _box_sum_axis(out, starts, m, axis)
+    return out
