@@ -163,6 +163,12 @@ def cmd_explain(args):
     log.info("explain: %d figures in %s", len(files), out)
 
 
+def cmd_scan(args):
+    from .parallel import comm_world
+    from .scan import scan
+    scan(args, comm_world())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="apt-cnn", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"apt-cnn-hpc {__version__}")
@@ -234,6 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--index", type=int, nargs="+", help="rows to explain (default: first FCC and first L1_2)")
     s.add_argument("--out", required=True, help="output directory for PNGs")
     s.set_defaults(func=cmd_explain)
+
+    s = sub.add_parser("scan", help="classify every 4 nm cube; 1 nm voxel map (mpiexec -n N or srun)")
+    s.add_argument("input", help="POS, ePOS, APT or CSV file")
+    s.add_argument("--range", required=True)
+    s.add_argument("--out", required=True, help="SCAN.h5 (+ SCAN.xdmf for ParaView)")
+    s.add_argument("--model", help="model directory (default: models/default)")
+    s.add_argument("--config", help="YAML overriding configs/scan.yaml")
+    s.add_argument("--drop-invalid", action="store_true")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_scan)
     return p
 
 

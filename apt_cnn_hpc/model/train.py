@@ -97,6 +97,8 @@ def _allsum(comm, values):
 
 def train(args, comm):
     """The `train` stage. Returns the model directory."""
+    from ..parallel.mpi import configure_tensorflow
+    configure_tensorflow(comm)
     import horovod.tensorflow as hvd
     hvd.init(comm=comm)
     rank, size = comm.Get_rank(), comm.Get_size()

@@ -39,3 +39,14 @@ def progress(total: int, desc: str, comm=None, unit: str = "it"):
     """A tqdm bar on rank 0 only (other ranks get a silent one); off when APT_CNN_NO_PROGRESS=1."""
     disable = not is_root(comm) or os.environ.get("APT_CNN_NO_PROGRESS") == "1"
     return tqdm(total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True)
+
+
+def configure_tensorflow(comm):
+    """TensorFlow threads = the cores this rank owns (call before TensorFlow runs anything)."""
+    import tensorflow as tf
+    n = cores_per_rank(comm)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # already initialised in this process
+        pass

@@ -66,18 +66,21 @@ def _box_sum_axis(a: np.ndarray, starts: np.ndarray, m: int, axis: int) -> np.nd
 
 
 def cube_maps_by_layer(index: PartnerIndex, ref_pos, ref_ids, grid: VoxelGrid, m: int,
-                       full: bool = True):
-    """Yield (kz, maps [n_cx, n_cy, bins, bins]) for each cube z-origin kz, streaming voxel layers
-    so that only m layers of partial maps are held at once. Cube x/y origins are
-    grid.cube_origins(m, full)[0/1]."""
+                       full: bool = True, z_origins=None):
+    """Yield (kz, maps [n_cx, n_cy, bins, bins]) for each cube z-origin kz (ascending; all of
+    grid.cube_origins(m, full)[2] or the given subset), streaming voxel layers so that only m
+    layers of partial maps are held at once. Cube x/y origins are grid.cube_origins(m, full)[0/1]."""
     ref_vox = grid.index(ref_pos)
     ox, oy, oz = grid.cube_origins(m, full)
+    if z_origins is not None:
+        oz = np.asarray(z_origins)
     nz = grid.shape[2]
     window: deque = deque()
     running = None
-    next_layer = 0
+    next_layer = max(int(oz[0]), 0) if len(oz) else 0
     for kz in oz:
         top = min(kz + m, nz)          # layers kz..top-1 are inside this cube
+        next_layer = max(next_layer, int(kz))
         while next_layer < top:
             layer = voxel_layer_maps(index, ref_pos, ref_ids, ref_vox, grid, next_layer)
             running = layer.copy() if running is None else running + layer
@@ -85,6 +88,8 @@ def cube_maps_by_layer(index: PartnerIndex, ref_pos, ref_ids, grid: VoxelGrid, m
             next_layer += 1
         while window and window[0][0] < kz:
             running -= window.popleft()[1]
+        if running is None:  # a cube entirely beyond the top of the grid
+            running = np.zeros(grid.shape[:2] + (index.settings.map_bins,) * 2, np.int32)
         xs = _box_sum_axis(running, ox, m, axis=0)
         yield int(kz), _box_sum_axis(xs, oy, m, axis=1)
 

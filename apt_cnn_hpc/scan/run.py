@@ -1,0 +1,181 @@
+"""The distributed scan: decomposition, cube maps by voxel sums, batched CNN inference, voxel sums.
+
+Each cube is evaluated by exactly one rank; the cube probabilities are summed over ranks (every
+cube is non-zero on one rank only, so the sum is exact) and every voxel then gets the sum of the
+cubes covering it by box sums. The result is the same for any number of ranks.
+"""
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from mpi4py import MPI
+
+from ..config import config_dir, load_config, load_yaml, merge, positive
+from ..errors import InputError
+from ..fileutil import sha256_file
+from ..io import read_ranges
+from ..model.card import check_settings, load_card, load_model
+from ..parallel import is_root, progress
+from ..parallel.mpi import configure_tensorflow
+from ..provenance import provenance
+from ..sdm import PartnerIndex, SDMSettings, cube_counts, cube_maps_by_layer
+from ..sdm.normalise import to_uint8
+from ..sdm.voxel import _box_sum_axis
+from .checkpoint import Checkpoints
+from .decompose import allreduce_array, balance, collective, exchange, global_grid, read_own_records
+from .output import write_scan
+
+log = logging.getLogger(__name__)
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent.parent / "models" / "default"
+
+
+def scan_settings(config_path):
+    cfg = load_config("scan", config_path)
+    sdm = merge(load_yaml(config_dir() / "sdm.yaml"), cfg.get("sdm") or {})
+    where = config_path or "configs/scan.yaml"
+    settings = SDMSettings.from_dict(sdm, where)
+    cfg["min_reference"] = int(positive(cfg, "min_reference", where, allow_zero=True))
+    cfg["batch"] = int(positive(cfg, "batch", where))
+    return cfg, settings
+
+
+def _prepare(args, comm):
+    """Every check that can fail on bad input, made collectively before any heavy work."""
+    cfg, settings = scan_settings(args.config)
+    model_dir = Path(args.model) if args.model else DEFAULT_MODEL
+    card = load_card(model_dir)
+    check_settings(card, settings, model_dir / "model_card.json")
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise InputError(out, "output exists (pass --overwrite to replace it)")
+    if not out.parent.is_dir():
+        raise InputError(out, f"output directory {out.parent} does not exist")
+    ranges = read_ranges(args.range)
+    for sp in settings.pair:
+        try:
+            ranges.index(sp)
+        except InputError as exc:
+            raise InputError(args.range, exc.problem) from None
+    return cfg, settings, model_dir, card, ranges
+
+
+def scan(args, comm):
+    rank, size = comm.Get_rank(), comm.Get_size()
+    t0 = time.time()
+    cfg, settings, model_dir, card, ranges = collective(comm, _prepare, args, comm)
+    drop = bool(args.drop_invalid or cfg.get("drop_invalid", False))
+    own = collective(comm, read_own_records, comm, args.input, drop)
+    n_total = comm.allreduce(len(own))
+    if n_total == 0:
+        raise InputError(args.input, "no ions")
+    grid = global_grid(comm, own, settings.voxel_nm)
+    m = settings.cube_voxels
+    slabs = balance(comm, own, grid, m, settings.neighbour_radius_nm)
+    mine = slabs[rank]
+    local = exchange(comm, own, slabs)
+    # ion count per voxel from the ions each rank read (each ion exactly once)
+    vox_own = grid.index(own.xyz.astype(np.float64))
+    ion_count = allreduce_array(comm, cube_counts(grid, vox_own, 1, full=False))
+    del own, vox_own
+    t_read = time.time() - t0
+    log.info("rank %d: cube z-origins [%d, %d), %d ions with halo (weight %.0f), grid %s, %.1f s",
+             rank, mine.k0, mine.k1, len(local), mine.weight, grid.shape, t_read)
+
+    hashes = None
+    if rank == 0:
+        hashes = {"input": sha256_file(args.input), "range": sha256_file(args.range)}
+    hashes = comm.bcast(hashes)
+    meta = {"hashes": hashes, "model": card["model_sha256"], "sdm": settings.to_dict(),
+            "min_reference": cfg["min_reference"], "grid": [grid.origin_nm, grid.shape]}
+    ckpt = Checkpoints(args.out, meta, comm)
+
+    ox, oy, oz = grid.cube_origins(m, full=True)
+    ncx, ncy, ncz = len(ox), len(oy), len(oz)
+    P = np.zeros((ncx, ncy, ncz), np.float64)     # cube probability (0 where not evaluated)
+    E = np.zeros((ncx, ncy, ncz), np.float64)     # 1 where evaluated
+    R = np.zeros((ncx, ncy, ncz), np.float64)     # reference ions per cube
+    my_layers = [int(k) for k in range(mine.k0, mine.k1)]
+    done = ckpt.done()
+    for k in list(my_layers):
+        if (k, k + 1) in done:
+            d = np.load(done[(k, k + 1)])
+            iz = k + (m - 1)
+            P[:, :, iz], E[:, :, iz], R[:, :, iz] = d["p"], d["e"], d["r"]
+    todo = [k for k in my_layers if (k, k + 1) not in done]
+    if len(todo) < len(my_layers):
+        log.info("rank %d: %d of %d cube layers restored from %s", rank, len(my_layers) - len(todo),
+                 len(my_layers), ckpt.dir)
+
+    labels = ranges.label(local.mq)
+    is_ref = labels == ranges.index(settings.pair[0])
+    is_part = labels == ranges.index(settings.pair[1])
+    pos = local.xyz.astype(np.float64)
+    ids = np.arange(len(pos))
+    index = PartnerIndex(pos[is_part], ids[is_part], settings)
+    ref_pos, ref_ids = pos[is_ref], ids[is_ref]
+    n_ref_all = cube_counts(grid, grid.index(ref_pos), m, full=True)
+
+    configure_tensorflow(comm)
+    from ..model.predict import Predictor
+    predictor = Predictor(load_model(model_dir), batch=cfg["batch"])
+    bar = progress(len(todo) * ncx * ncy, f"scan (rank 0 of {size})", comm, unit="cube")
+    t_maps = t_inf = 0.0
+    n_eval = 0
+    if todo:
+        t1 = time.time()
+        for kz, maps in cube_maps_by_layer(index, ref_pos, ref_ids, grid, m, full=True, z_origins=todo):
+            iz = kz + (m - 1)
+            nref = n_ref_all[:, :, iz]
+            sel = np.argwhere(nref >= max(cfg["min_reference"], 1))
+            t2 = time.time()
+            t_maps += t2 - t1
+            p = predictor(to_uint8(maps[sel[:, 0], sel[:, 1]])) if len(sel) else np.zeros(0)
+            t1 = time.time()
+            t_inf += t1 - t2
+            P[sel[:, 0], sel[:, 1], iz] = p
+            E[sel[:, 0], sel[:, 1], iz] = 1
+            R[:, :, iz] = nref
+            n_eval += len(sel)
+            ckpt.save(kz, kz + 1, p=P[:, :, iz], e=E[:, :, iz], r=R[:, :, iz])
+            bar.update(ncx * ncy)
+    bar.close()
+    log.info("rank %d: %d cubes evaluated in %d layers; maps %.1f s, inference %.1f s", rank, n_eval,
+             len(todo), t_maps, t_inf)
+
+    P, E, R = (allreduce_array(comm, a) for a in (P, E, R))
+    # voxel (i) is covered by cube origins i-m+1..i, i.e. P indices i..i+m-1
+    prob_sum, window = P, E
+    for axis, n in enumerate(grid.shape):
+        prob_sum = _box_sum_axis(prob_sum, np.arange(n), m, axis)
+        window = _box_sum_axis(window, np.arange(n), m, axis)
+    evaluated = np.argwhere(E > 0)
+    skipped = int(np.count_nonzero((R > 0) & (E == 0)))
+    timings = {"read_exchange_s": t_read, "maps_s": t_maps, "inference_s": t_inf,
+               "total_s": time.time() - t0}
+    timings = comm.gather(timings)
+    if is_root(comm):
+        origins = np.stack([ox[evaluated[:, 0]], oy[evaluated[:, 1]], oz[evaluated[:, 2]]], axis=1)
+        record = provenance({"scan": {k: v for k, v in cfg.items() if k != "_source"},
+                             "sdm": settings.to_dict(), "drop_invalid": drop},
+                            {"input": args.input, "range": args.range},
+                            model_sha256=card["model_sha256"], model_card=card, n_ranks=size,
+                            timings_per_rank=timings,
+                            decomposition=[s.__dict__ for s in slabs])
+        write_scan(args.out, grid,
+                   {"probability_sum": prob_sum.astype(np.float32),
+                    "window_count": np.rint(window).astype(np.uint8),
+                    "ion_count": np.rint(ion_count).astype(np.uint32)},
+                   {"origin_nm": (np.asarray(grid.origin_nm) + origins * grid.voxel_nm).astype(np.float32),
+                    "probability": P[tuple(evaluated.T)].astype(np.float32),
+                    "n_reference": R[tuple(evaluated.T)].astype(np.uint32)},
+                   record, {"n_ions": n_total, "cubes_evaluated": len(evaluated),
+                            "cubes_skipped_few_references": skipped, "n_ranks": size,
+                            "min_reference": cfg["min_reference"]},
+                   overwrite=args.overwrite)
+        log.info("scan: %d ions, %d cubes evaluated, %d skipped (< %d references) -> %s in %.1f s",
+                 n_total, len(evaluated), skipped, cfg["min_reference"], args.out, time.time() - t0)
+    comm.Barrier()
+    ckpt.remove()
+    return json.dumps(timings[0]) if timings else ""
