@@ -259,7 +259,14 @@ def main(argv=None) -> int:
     try:
         args.func(args)
     except InputError as exc:
-        print(f"apt-cnn {args.stage}: error: {exc}", file=sys.stderr)
+        collective = getattr(exc, "collective", False)
+        if _rank() == 0 or not collective:
+            print(f"apt-cnn {args.stage}: error: {exc}", file=sys.stderr)
+        if not collective and "mpi4py.MPI" in sys.modules:
+            from mpi4py import MPI
+            if MPI.Is_initialized() and MPI.COMM_WORLD.Get_size() > 1:
+                sys.stderr.flush()
+                MPI.COMM_WORLD.Abort(2)  # the other ranks cannot know: stop them, do not hang
         return 2
     except KeyboardInterrupt:
         print(f"apt-cnn {args.stage}: interrupted", file=sys.stderr)

@@ -22,6 +22,7 @@ from ..crystal.block import BlockParams, Inclusion, simulate_block
 from ..errors import InputError
 from ..fileutil import atomic_output
 from ..parallel import is_root, progress
+from ..parallel.mpi import collective
 from ..provenance import provenance, write_h5_provenance
 from ..sdm import PartnerIndex, SDMSettings
 from ..sdm.normalise import to_uint8
@@ -147,7 +148,7 @@ def simulate_map(spec: LibrarySpec, settings: SDMSettings, i: int):
 
 def simulate_dictionary(cfg: dict, settings: SDMSettings, out, comm=None, overwrite=True):
     """Write the dictionary to `out`; every rank computes a share, rank 0 writes."""
-    spec = LibrarySpec(cfg)
+    spec = collective(comm, LibrarySpec, cfg) if comm is not None else LibrarySpec(cfg)
     rank, size = (comm.Get_rank(), comm.Get_size()) if comm is not None else (0, 1)
     n, b = spec.total, settings.map_bins
     block = spec.chunk * size

@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import InputError
 from ..fileutil import sha256_file
 from ..parallel import is_root, progress
+from ..parallel.mpi import collective
 from ..provenance import software_versions
 from .card import CARD, WEIGHTS
 from .cnn import build_model, prepare
@@ -104,8 +105,8 @@ def train(args, comm):
     rank, size = comm.Get_rank(), comm.Get_size()
     out = Path(args.out)
     ckpt_dir = out / "checkpoints"
-    f, settings, n = open_maps(args.dictionary)
-    extras = [open_maps(x) for x in (args.extra or [])]
+    f, settings, n = collective(comm, open_maps, args.dictionary)
+    extras = [collective(comm, open_maps, x) for x in (args.extra or [])]
     for (ef, es, _), path in zip(extras, args.extra or []):
         if es != settings:
             raise InputError(path, "extra maps were made with other SDM settings than the dictionary")

@@ -2,7 +2,10 @@
 import logging
 import os
 
+import numpy as np
 from tqdm import tqdm
+
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +53,33 @@ def configure_tensorflow(comm):
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:  # already initialised in this process
         pass
+
+
+def collective(comm, fn, *args, **kwargs):
+    """Run fn on every rank; if it raises InputError anywhere, raise the first one everywhere
+    (so all ranks stop together with one message instead of some waiting forever)."""
+    err, out = None, None
+    try:
+        out = fn(*args, **kwargs)
+    except InputError as exc:
+        err = (exc.path, exc.problem)
+    errors = comm.allgather(err)
+    first = next((e for e in errors if e is not None), None)
+    if first is not None:
+        exc = InputError(*first)
+        exc.collective = True   # every rank has it: only rank 0 needs to say it
+        raise exc
+    return out
+
+
+def allreduce_array(comm, a, op=None):
+    """Element-wise reduction of a float64 array over all ranks (buffer-based, no pickling)."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    out = np.empty_like(a)
+    comm.Allreduce(a, out, op=op or _mpi().SUM)
+    return out
+
+
+def _mpi():
+    from mpi4py import MPI
+    return MPI

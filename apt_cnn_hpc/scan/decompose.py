@@ -10,36 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from ..errors import InputError
+from ..parallel.mpi import allreduce_array
 from ..io import Ions, ion_record_range, read_ions
 from ..io.ions import FORMATS
 from ..io.posfile import count_records
 from ..sdm import VoxelGrid
 
 log = logging.getLogger(__name__)
-
-
-def collective(comm, fn, *args, **kwargs):
-    """Run fn on every rank; if it raises InputError anywhere, raise the first one everywhere
-    (so all ranks stop together with one message instead of some waiting forever)."""
-    err, out = None, None
-    try:
-        out = fn(*args, **kwargs)
-    except InputError as exc:
-        err = (exc.path, exc.problem)
-    errors = comm.allgather(err)
-    first = next((e for e in errors if e is not None), None)
-    if first is not None:
-        raise InputError(*first)
-    return out
-
-
-def allreduce_array(comm, a, op=MPI.SUM):
-    """Element-wise reduction of a float64 array over all ranks (buffer-based, no pickling)."""
-    a = np.ascontiguousarray(a, dtype=np.float64)
-    out = np.empty_like(a)
-    comm.Allreduce(a, out, op=op)
-    return out
 
 
 def read_own_records(comm, path, drop_invalid: bool) -> Ions:

@@ -6,6 +6,7 @@ cubes covering it by box sums. The result is the same for any number of ranks.
 """
 import json
 import logging
+import resource
 import time
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from ..sdm import PartnerIndex, SDMSettings, cube_counts, cube_maps_by_layer
 from ..sdm.normalise import to_uint8
 from ..sdm.voxel import _box_sum_axis
 from .checkpoint import Checkpoints
-from .decompose import allreduce_array, balance, collective, exchange, global_grid, read_own_records
+from ..parallel.mpi import allreduce_array, collective
+from .decompose import balance, exchange, global_grid, read_own_records
 from .output import write_scan
 
 log = logging.getLogger(__name__)
@@ -153,7 +155,8 @@ def scan(args, comm):
     evaluated = np.argwhere(E > 0)
     skipped = int(np.count_nonzero((R > 0) & (E == 0)))
     timings = {"read_exchange_s": t_read, "maps_s": t_maps, "inference_s": t_inf,
-               "total_s": time.time() - t0}
+               "total_s": time.time() - t0, "cubes_evaluated": n_eval, "ions_with_halo": len(local),
+               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     timings = comm.gather(timings)
     if is_root(comm):
         origins = np.stack([ox[evaluated[:, 0]], oy[evaluated[:, 1]], oz[evaluated[:, 2]]], axis=1)
