@@ -169,6 +169,12 @@ def cmd_scan(args):
     scan(args, comm_world())
 
 
+def cmd_evaluate(args):
+    from .model.evaluate import reevaluate
+    m = reevaluate(args.model, args.dictionary)
+    log.info("evaluate: %s", {k: v for k, v in m.items() if k != "response"})
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="apt-cnn", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"apt-cnn-hpc {__version__}")
@@ -216,11 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch", type=int, default=32, help="batch per rank")
     s.add_argument("--lr", type=float, default=0.001, help="RMSprop rate for one rank (x ranks)")
     s.add_argument("--folds", type=int, default=5, help="cross-validation folds (1: none)")
+    s.add_argument("--kinds", nargs="+", choices=["fcc", "l12", "mixed"],
+                   help="use only these kinds of dictionary rows (default: all)")
     s.add_argument("--test-fraction", type=float, default=0.1)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     s.add_argument("--skip-heldout", action="store_true", help="no held-out specimen evaluation")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="recompute a model's card metrics (test split, held-out specimens)")
+    s.add_argument("--model", required=True, help="model directory")
+    s.add_argument("--dictionary", help="default: the one named in the model card")
+    s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("extract", help="labelled maps at given cubes of a reconstruction (case 2)")
     s.add_argument("input", help="POS, ePOS, APT or CSV file")

@@ -5,8 +5,9 @@ number of ranks. Schema (DICTIONARY.h5):
   /maps            uint8 [N, bins, bins]   zx-SDM [dz, dx], scaled by sdm.normalise.to_uint8
   /labels          uint8 [N]               0 = FCC, 1 = L1_2
 Kinds, in this order: fcc, l12, then mixed (an FCC cube cut by an L1_2 sphere, labelled L1_2
-when at least `mixed.l12_threshold` of its reference atoms lie in the sphere: this shapes the
-response of the CNN to partly covered cubes, which decides how well the scan sees boundaries).
+when at least `mixed.l12_threshold` of its reference atoms lie in the sphere, FCC when at most
+`mixed.fcc_below`; the sphere is redrawn for shares in between). This shapes the response of the
+CNN to partly covered cubes, which decides how well the scan sees boundaries.
   /params/<name>   float32 [N]             every generation parameter of each map
   attrs: schema, library_config (JSON), sdm_settings (JSON); /provenance
 """
@@ -56,7 +57,8 @@ class LibrarySpec:
             self.corner_al = value_range(cfg, "l12_corner_al", where, 0, 1)
             self.chunk = max(1, int(cfg.get("chunk", 64)))
             mixed = cfg.get("mixed", {})
-            self.mixed_threshold = float(mixed.get("l12_threshold", 0.05))
+            self.mixed_threshold = float(mixed.get("l12_threshold", 0.02))
+            self.mixed_fcc_below = float(mixed.get("fcc_below", 0.0))
             self.mixed_radius = value_range(mixed, "radius_nm", where, 0.1) if mixed else (0.5, 4.0)
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(where, f"missing or malformed setting {exc}") from None
@@ -114,20 +116,36 @@ def simulate_map(spec: LibrarySpec, settings: SDMSettings, i: int):
          "azimuth_deg": u(spec.azimuth), "rotation_deg": u(spec.rotation), "solute_li": 0.0,
          "solute_mg": 0.0, "corner_al": 0.0}
     half_cube = settings.cube_nm / 2
-    inclusion = None
-    if kind == "fcc":
-        st = _fcc_with_solute(spec, rng, p)
-    elif kind == "l12":
-        st = _partly_ordered_l12(spec, rng, p)
-    else:
-        st = _fcc_with_solute(spec, rng, p)
-        r = u(spec.mixed_radius)
-        centre = rng.uniform(-half_cube - r * 0.8, half_cube + r * 0.8, 3)
-        inclusion = Inclusion(_partly_ordered_l12(spec, rng, p), centre, r,
-                              int(rng.integers(len(spec.structures["l12"].variants))))
     bp = BlockParams(p["sigma_xy_nm"], p["sigma_z_nm"], p["efficiency"], p["azimuth_deg"],
                      p["rotation_deg"], spec.pole, spec.x_direction)
-    pos, species, names, in_l12 = simulate_block(st, bp, half_cube + settings.neighbour_radius_nm,
+    if kind == "fcc":
+        zx, n_ref, _ = _block_map(_fcc_with_solute(spec, rng, p), bp, None, settings, rng)
+        p["l12_fraction"], label = 0.0, LABELS["fcc"]
+    elif kind == "l12":
+        zx, n_ref, _ = _block_map(_partly_ordered_l12(spec, rng, p), bp, None, settings, rng)
+        p["l12_fraction"], label = 1.0, LABELS["l12"]
+    else:
+        st = _fcc_with_solute(spec, rng, p)
+        ordered = _partly_ordered_l12(spec, rng, p)
+        for _ in range(50):  # redraw the sphere until the cube is clearly one class or the other
+            r = u(spec.mixed_radius)
+            centre = rng.uniform(-half_cube - r * 0.8, half_cube + r * 0.8, 3)
+            inc = Inclusion(ordered, centre, r, int(rng.integers(len(ordered.variants))))
+            zx, n_ref, frac = _block_map(st, bp, inc, settings, rng)
+            if not spec.mixed_fcc_below < frac < spec.mixed_threshold:
+                break
+        p["l12_fraction"] = frac
+        label = int(frac >= spec.mixed_threshold)
+    p["n_reference"] = float(n_ref)
+    p["n_pairs"] = float(zx.sum())
+    return to_uint8(zx), label, p
+
+
+def _block_map(st, bp: BlockParams, inclusion, settings: SDMSettings, rng):
+    """zx-SDM counts of the central cube of a simulated block, its reference count and the share
+    of its references inside the inclusion."""
+    half_cube = settings.cube_nm / 2
+    pos, species, names, in_inc = simulate_block(st, bp, half_cube + settings.neighbour_radius_nm,
                                                  rng, inclusion)
     ref_name, part_name = settings.pair
     ids = np.arange(len(pos))
@@ -135,15 +153,8 @@ def simulate_map(spec: LibrarySpec, settings: SDMSettings, i: int):
     is_ref = (species == names.index(ref_name)) & np.all(np.abs(pos) < half_cube, axis=1)
     index = PartnerIndex(pos[is_part], ids[is_part], settings)
     zx, _ = index.histograms(pos[is_ref], ids[is_ref], np.zeros(int(is_ref.sum()), np.int64), 1)
-    p["n_reference"] = float(is_ref.sum())
-    p["n_pairs"] = float(zx.sum())
-    if kind == "mixed":
-        p["l12_fraction"] = float(in_l12[is_ref].mean()) if is_ref.any() else 0.0
-        label = int(p["l12_fraction"] >= spec.mixed_threshold)
-    else:
-        p["l12_fraction"] = float(kind == "l12")
-        label = LABELS[kind]
-    return to_uint8(zx[0]), label, p
+    frac = float(in_inc[is_ref].mean()) if is_ref.any() else 0.0
+    return zx[0], int(is_ref.sum()), frac
 
 
 def simulate_dictionary(cfg: dict, settings: SDMSettings, out, comm=None, overwrite=True):

@@ -111,6 +111,10 @@ def train(args, comm):
         if es != settings:
             raise InputError(path, "extra maps were made with other SDM settings than the dictionary")
     test_idx, parts = split(n, args.seed, args.test_fraction, args.folds)
+    if args.kinds:  # train and test on some kinds of dictionary rows only
+        from .evaluate import kinds_of_rows
+        keep = np.isin(kinds_of_rows(f), args.kinds)
+        test_idx, parts = test_idx[keep[test_idx]], [p[keep[p]] for p in parts]
     lr = args.lr * size
     state = {"fold": 0, "epoch": 0, "history": [], "fold_results": []}
     if args.resume and (ckpt_dir / "state.json").is_file():
@@ -198,15 +202,12 @@ def _finish(args, f, settings, test_idx, results, best, lr, size, seconds, ckpt_
 
     import keras
 
-    from .evaluate import evaluate_heldout
+    from .evaluate import evaluate_heldout, test_split_metrics
     from .predict import Predictor
     out = Path(args.out)
     model = keras.models.load_model(ckpt_dir / best["checkpoint"], compile=False)
     predictor = Predictor(model)
-    xt, yt = read_rows(f, np.sort(test_idx))
-    pt = predictor(xt)
-    metrics = {"simulated_test_accuracy": float(np.mean((pt >= 0.5) == (yt == 1))) if len(yt) else None,
-               "simulated_test_maps": int(len(yt))}
+    metrics = test_split_metrics(predictor, f, test_idx)
     if len(results) > 1:
         metrics["cv_val_accuracy"] = [r["final_val_accuracy"] for r in results]
         metrics["cv_val_accuracy_mean"] = float(np.mean(metrics["cv_val_accuracy"]))
@@ -227,6 +228,7 @@ def _finish(args, f, settings, test_idx, results, best, lr, size, seconds, ckpt_
                      "lr_scaling": "linear in ranks", "optimizer": "RMSprop",
                      "loss": "binary cross-entropy", "folds": max(args.folds, 1),
                      "test_fraction": args.test_fraction, "kept_fold": best["fold"],
+                     "kinds": args.kinds or "all",
                      "seconds": round(seconds, 1)},
         "history": [h for r in results for h in r["history"]],
         "metrics": metrics,

@@ -15,6 +15,7 @@ class Checkpoints:
     def __init__(self, out, meta: dict, comm):
         self.dir = Path(f"{out}.partial")
         self.comm = comm
+        meta = json.loads(json.dumps(meta))  # as it reads back (tuples become lists)
         if comm.Get_rank() == 0:
             old = self.dir / "meta.json"
             if self.dir.exists() and (not old.exists() or json.loads(old.read_text()) != meta):
