@@ -23,7 +23,7 @@ def _rank() -> int:
 def _setup_logging(verbose: bool):
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format=f"%(asctime)s rank{_rank()} %(levelname)s %(name)s: %(message)s")
-    for noisy in ("numba", "matplotlib", "h5py", "ifes-apt-tc-data-modeling", "PIL"):
+    for noisy in ("numba", "matplotlib", "h5py", "ifes-apt-tc-data-modeling", "PIL", "numexpr"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

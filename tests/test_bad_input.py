@@ -59,6 +59,13 @@ def test_bad_ion_file(good, case, needle):
     assert_no_output(good)
 
 
+def test_corrupt_apt_file(good):
+    bad = good / "bad.apt"
+    bad.write_bytes(b"not an AP Suite file at all" * 10)
+    assert_clean_error(sdm(good, bad, good / "ok.rrng"), "bad.apt", "cannot read APT")
+    assert_no_output(good)
+
+
 def test_nan_dropped_on_request(good):
     raw = np.fromfile(good / "ok.pos", dtype=">f4").reshape(-1, 4)
     raw[10, 0] = np.inf

@@ -36,23 +36,20 @@ def _extension(path) -> str:
     return ext
 
 
-def _read_pos_like(path, ext):
-    posfile.count_records(path)  # size checks with our own messages first
-    if ext == ".pos":
-        reader = strict_call(path, "POS", ifes_module("pos.pos_reader").ReadPosFileFormat, str(path))
-    else:
-        reader = strict_call(path, "ePOS", ifes_module("epos.epos_reader").ReadEposFileFormat,
-                             str(path))
-    xyz = strict_call(path, "positions", reader.get_reconstructed_positions).magnitude
-    mq = strict_call(path, "mass-to-charge", reader.get_mass_to_charge_state_ratio).magnitude
-    return xyz, mq
+# extension -> (ifes module, reader class, what to call the file in messages)
+_IFES_READERS = {".pos": ("pos.pos_reader", "ReadPosFileFormat", "POS"),
+                 ".epos": ("epos.epos_reader", "ReadEposFileFormat", "ePOS"),
+                 ".apt": ("apt.apt6_reader", "ReadAptFileFormat", "APT")}
 
 
-def _read_apt(path):
-    reader = strict_call(path, "APT file", ifes_module("apt.apt6_reader").ReadAptFileFormat,
-                         str(path))
-    xyz = strict_call(path, "APT Position section", reader.get_reconstructed_positions).magnitude
-    mq = strict_call(path, "APT Mass section", reader.get_mass_to_charge_state_ratio).magnitude
+def _read_ifes(path, ext):
+    """Positions and m/n through the ifes reader of this format."""
+    if ext in posfile.RECORD_BYTES:
+        posfile.count_records(path)  # size checks with our own messages first
+    module, cls, what = _IFES_READERS[ext]
+    reader = strict_call(path, f"{what} file", getattr(ifes_module(module), cls), str(path))
+    xyz = strict_call(path, f"{what} positions", reader.get_reconstructed_positions).magnitude
+    mq = strict_call(path, f"{what} mass-to-charge", reader.get_mass_to_charge_state_ratio).magnitude
     return xyz, mq
 
 
@@ -107,12 +104,7 @@ def _finish(path, xyz, mq, drop_invalid: bool) -> Ions:
 def read_ions(path, drop_invalid: bool = False) -> Ions:
     """Read a whole reconstruction; NaN/inf records are an error unless `drop_invalid`."""
     ext = _extension(path)
-    if ext in (".pos", ".epos"):
-        xyz, mq = _read_pos_like(path, ext)
-    elif ext == ".apt":
-        xyz, mq = _read_apt(path)
-    else:
-        xyz, mq = _read_csv(path)
+    xyz, mq = _read_csv(path) if ext == ".csv" else _read_ifes(path, ext)
     return _finish(path, xyz, mq, drop_invalid)
 
 
