@@ -32,7 +32,7 @@ model: install
 	  $(VENV)/bin/apt-cnn simulate --counts 0 0 8000 --seed 2022 --out $(MODEL_DATA)/mixed.h5 --overwrite
 	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 $(VENV)/bin/mpiexec -n $(RANKS) \
 	  $(VENV)/bin/apt-cnn train --dictionary $(MODEL_DATA)/dictionary.h5 --extra $(MODEL_DATA)/mixed.h5 \
-	  --kinds fcc l12 --out $(MODEL_DATA)/model --folds $(FOLDS) --epochs 7 --seed 0
+	  --kinds fcc l12 --positive-weight 32 --out $(MODEL_DATA)/model --folds $(FOLDS) --epochs 7 --seed 0
 	mkdir -p models/default
 	cp $(MODEL_DATA)/model/model.keras $(MODEL_DATA)/model/model_card.json \
 	  $(MODEL_DATA)/model/roc.png $(MODEL_DATA)/model/response.png models/default/

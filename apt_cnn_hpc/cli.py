@@ -108,8 +108,10 @@ def cmd_simulate(args):
 def cmd_train(args):
     from .model.train import train
     from .parallel import comm_world
-    if args.epochs < 1 or args.batch < 1 or args.folds < 1 or not 0 <= args.test_fraction < 1:
-        raise InputError(None, "--epochs, --batch and --folds must be >= 1 and --test-fraction in [0, 1)")
+    if args.epochs < 1 or args.batch < 1 or args.folds < 1 or not 0 <= args.test_fraction < 1 \
+            or args.positive_weight <= 0:
+        raise InputError(None, "--epochs, --batch and --folds must be >= 1, --test-fraction in [0, 1) "
+                               "and --positive-weight > 0")
     out = train(args, comm_world())
     log.info("train: model in %s", out)
 
@@ -225,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kinds", nargs="+", choices=["fcc", "l12", "mixed"],
                    help="use only these kinds of dictionary rows (default: all)")
     s.add_argument("--test-fraction", type=float, default=0.1)
+    s.add_argument("--positive-weight", type=float, default=1.0,
+                   help="loss weight of L1_2 maps relative to FCC (1 = the paper)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     s.add_argument("--skip-heldout", action="store_true", help="no held-out specimen evaluation")

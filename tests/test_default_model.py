@@ -16,6 +16,8 @@ MODEL = REPO / "models" / "default"
 
 def test_card_metrics():
     card = json.loads((MODEL / "model_card.json").read_text())
+    w = card["training"]["positive_weight"]
+    assert card["metrics"]["decision_threshold"] == w / (w + 1)
     assert card["metrics"]["simulated_test_accuracy"] >= 0.99
     assert card["metrics"]["heldout_specimen_auc"] >= 0.98
     assert card["parameters"] == 1666881
@@ -30,6 +32,6 @@ def test_default_model_separates_fresh_library_maps():
     spec, s = LibrarySpec(cfg), SDMSettings.load()
     fcc = [simulate_map(spec, s, i)[0] for i in range(12)]
     l12 = [simulate_map(spec, s, spec.counts["fcc"] + i)[0] for i in range(12)]
-    load_card(MODEL)
+    thr = load_card(MODEL)["metrics"]["decision_threshold"]
     p = Predictor(load_model(MODEL), batch=32)(np.asarray(fcc + l12))
-    assert np.mean(p[:12] < 0.5) >= 11 / 12 and np.mean(p[12:] >= 0.5) >= 11 / 12, p
+    assert np.mean(p[:12] < thr) >= 11 / 12 and np.mean(p[12:] >= thr) >= 11 / 12, p

@@ -58,18 +58,25 @@ def kinds_of_rows(f) -> np.ndarray:
     return kinds
 
 
-def test_split_metrics(predictor, f, test_idx) -> dict:
-    """Accuracy on the test rows: on pure FCC and L1_2 maps (the paper's measure) and, apart, on
-    mixed maps (labelled by a threshold on the L1_2 share, so ambiguous near it by design)."""
+def decision_threshold(positive_weight: float) -> float:
+    """The equal-cost decision threshold of a model trained with L1_2 maps weighted W times:
+    a calibrated posterior of 0.5 becomes W / (W + 1) (0.5 for the paper's W = 1)."""
+    return positive_weight / (positive_weight + 1.0)
+
+
+def test_split_metrics(predictor, f, test_idx, threshold: float = 0.5) -> dict:
+    """Accuracy on the test rows at `threshold`: on pure FCC and L1_2 maps (the paper's measure)
+    and, apart, on mixed maps (labelled by a threshold on the L1_2 share, ambiguous near it)."""
     from .dataset import read_rows
     idx = np.sort(test_idx)
     maps, labels = read_rows(f, idx)
     p = predictor(maps)
-    ok = (p >= 0.5) == (labels == 1)
+    ok = (p >= threshold) == (labels == 1)
     kinds = kinds_of_rows(f)[idx]
     pure = (kinds == "fcc") | (kinds == "l12")
     out = {"simulated_test_accuracy": float(ok[pure].mean()) if pure.any() else None,
-           "simulated_test_maps": int(pure.sum())}
+           "simulated_test_maps": int(pure.sum()), "decision_threshold": threshold,
+           "simulated_test_auc": auc(p[pure], labels[pure] == 1) if pure.any() else None}
     if (kinds == "mixed").any():
         out["simulated_test_accuracy_mixed"] = float(ok[kinds == "mixed"].mean())
         out["simulated_test_maps_mixed"] = int((kinds == "mixed").sum())
@@ -110,7 +117,7 @@ def response_curve(prob, frac):
     return centres, medians, counts, crossing
 
 
-def evaluate_heldout(predictor, settings, out_dir=None) -> dict:
+def evaluate_heldout(predictor, settings, out_dir=None, threshold: float = 0.5) -> dict:
     """Metrics (and roc.png, response.png in out_dir) on the held-out specimens."""
     maps, frac = heldout_cubes(settings)
     prob = predictor(maps)
@@ -120,8 +127,8 @@ def evaluate_heldout(predictor, settings, out_dir=None) -> dict:
     centres, medians, counts, crossing = response_curve(prob, frac)
     metrics = {"heldout_specimen_auc": a, "heldout_cubes": int(len(frac)),
                "heldout_clear_l12": int(y.sum()), "heldout_clear_fcc": int((~y).sum()),
-               "heldout_fcc_false_positive_rate_at_0.5": float(np.mean(prob[clear][~y] >= 0.5)) if (~y).any() else None,
-               "heldout_l12_true_positive_rate_at_0.5": float(np.mean(prob[clear][y] >= 0.5)) if y.any() else None,
+               "heldout_fcc_false_positive_rate": float(np.mean(prob[clear][~y] >= threshold)) if (~y).any() else None,
+               "heldout_l12_true_positive_rate": float(np.mean(prob[clear][y] >= threshold)) if y.any() else None,
                "response_fraction_at_median_0.5": crossing,
                "response": {"l12_fraction": centres, "median_probability": medians, "cubes": counts}}
     if out_dir is not None:
@@ -173,9 +180,10 @@ def reevaluate(model_dir, dictionary=None) -> dict:
     if tr.get("kinds", "all") != "all":
         test_idx = test_idx[np.isin(kinds_of_rows(f)[test_idx], tr["kinds"])]
     predictor = Predictor(load_model(model_dir))
+    thr = decision_threshold(float(tr.get("positive_weight", 1.0)))
     with f:
-        metrics = test_split_metrics(predictor, f, test_idx)
-    metrics.update(evaluate_heldout(predictor, settings, model_dir))
+        metrics = test_split_metrics(predictor, f, test_idx, thr)
+    metrics.update(evaluate_heldout(predictor, settings, model_dir, thr))
     card["metrics"] = {**card.get("metrics", {}), **metrics}
     card.pop("model_sha256", None)
     tmp = Path(model_dir) / f".{CARD}.tmp"
