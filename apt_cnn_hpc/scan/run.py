@@ -23,7 +23,7 @@ from ..parallel.mpi import configure_tensorflow
 from ..provenance import provenance
 from ..sdm import PartnerIndex, SDMSettings, cube_counts, cube_maps_by_layer
 from ..sdm.normalise import to_uint8
-from ..sdm.voxel import _box_sum_axis
+from ..sdm.voxel import box_sum_axis
 from .checkpoint import Checkpoints
 from ..parallel.mpi import allreduce_array, collective
 from .decompose import balance, exchange, global_grid, read_own_records
@@ -150,8 +150,8 @@ def scan(args, comm):
     # voxel (i) is covered by cube origins i-m+1..i, i.e. P indices i..i+m-1
     prob_sum, window = P, E
     for axis, n in enumerate(grid.shape):
-        prob_sum = _box_sum_axis(prob_sum, np.arange(n), m, axis)
-        window = _box_sum_axis(window, np.arange(n), m, axis)
+        prob_sum = box_sum_axis(prob_sum, np.arange(n), m, axis)
+        window = box_sum_axis(window, np.arange(n), m, axis)
     evaluated = np.argwhere(E > 0)
     skipped = int(np.count_nonzero((R > 0) & (E == 0)))
     timings = {"read_exchange_s": t_read, "maps_s": t_maps, "inference_s": t_inf,

@@ -51,7 +51,7 @@ def voxel_layer_maps(index: PartnerIndex, ref_pos, ref_ids, ref_vox, grid: Voxel
     return zx.reshape(nx, ny, b, b)
 
 
-def _box_sum_axis(a: np.ndarray, starts: np.ndarray, m: int, axis: int) -> np.ndarray:
+def box_sum_axis(a: np.ndarray, starts: np.ndarray, m: int, axis: int) -> np.ndarray:
     """Sums of m consecutive entries along `axis` starting at `starts` (clipped to the array)."""
     n = a.shape[axis]
     shape = list(a.shape)
@@ -90,8 +90,8 @@ def cube_maps_by_layer(index: PartnerIndex, ref_pos, ref_ids, grid: VoxelGrid, m
             running -= window.popleft()[1]
         if running is None:  # a cube entirely beyond the top of the grid
             running = np.zeros(grid.shape[:2] + (index.settings.map_bins,) * 2, np.int32)
-        xs = _box_sum_axis(running, ox, m, axis=0)
-        yield int(kz), _box_sum_axis(xs, oy, m, axis=1)
+        xs = box_sum_axis(running, ox, m, axis=0)
+        yield int(kz), box_sum_axis(xs, oy, m, axis=1)
 
 
 def naive_cube_map(index: PartnerIndex, ref_pos, ref_ids, grid: VoxelGrid, origin_vox, m: int):
@@ -113,5 +113,5 @@ def cube_counts(grid: VoxelGrid, vox: np.ndarray, m: int, full: bool = True, wei
     np.add.at(per_voxel, tuple(vox[inside].T), w)
     out = per_voxel
     for axis, starts in enumerate(grid.cube_origins(m, full)):
-        out = _box_sum_axis(out, starts, m, axis)
+        out = box_sum_axis(out, starts, m, axis)
     return out
