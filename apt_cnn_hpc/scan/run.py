@@ -125,23 +125,37 @@ def scan(args, comm):
     bar = progress(len(todo) * ncx * ncy, f"scan (rank 0 of {size})", comm, unit="cube")
     t_maps = t_inf = 0.0
     n_eval = 0
-    if todo:
-        t1 = time.time()
-        for kz, maps in cube_maps_by_layer(index, ref_pos, ref_ids, grid, m, full=True, z_origins=todo):
+    pending = []  # (kz, selected cube indices, uint8 maps) of layers waiting for inference
+
+    def flush():
+        """Infer the pending layers in full batches, then checkpoint each of them."""
+        nonlocal t_inf, n_eval
+        t2 = time.time()
+        maps = np.concatenate([mp for _, _, mp in pending]) if pending else np.zeros((0,))
+        p = predictor(maps) if len(maps) else np.zeros(0)
+        t_inf += time.time() - t2
+        start = 0
+        for kz, sel, mp in pending:
             iz = kz + (m - 1)
-            nref = n_ref_all[:, :, iz]
-            sel = np.argwhere(nref >= max(cfg["min_reference"], 1))
-            t2 = time.time()
-            t_maps += t2 - t1
-            p = predictor(to_uint8(maps[sel[:, 0], sel[:, 1]])) if len(sel) else np.zeros(0)
-            t1 = time.time()
-            t_inf += t1 - t2
-            P[sel[:, 0], sel[:, 1], iz] = p
+            P[sel[:, 0], sel[:, 1], iz] = p[start:start + len(sel)]
             E[sel[:, 0], sel[:, 1], iz] = 1
-            R[:, :, iz] = nref
+            R[:, :, iz] = n_ref_all[:, :, iz]
+            start += len(sel)
             n_eval += len(sel)
             ckpt.save(kz, kz + 1, p=P[:, :, iz], e=E[:, :, iz], r=R[:, :, iz])
             bar.update(ncx * ncy)
+        pending.clear()
+
+    if todo:
+        t1 = time.time()
+        for kz, maps in cube_maps_by_layer(index, ref_pos, ref_ids, grid, m, full=True, z_origins=todo):
+            sel = np.argwhere(n_ref_all[:, :, kz + (m - 1)] >= max(cfg["min_reference"], 1))
+            pending.append((kz, sel, to_uint8(maps[sel[:, 0], sel[:, 1]])))
+            t_maps += time.time() - t1
+            if sum(len(x[1]) for x in pending) >= 4 * cfg["batch"]:
+                flush()
+            t1 = time.time()
+        flush()
     bar.close()
     log.info("rank %d: %d cubes evaluated in %d layers; maps %.1f s, inference %.1f s", rank, n_eval,
              len(todo), t_maps, t_inf)
