@@ -54,6 +54,8 @@ def cmd_specimen(args):
 
 
 def cmd_sdm(args):
+    import json
+
     import numpy as np
 
     from .fileutil import atomic_output
@@ -78,7 +80,6 @@ def cmd_sdm(args):
         raise InputError(args.input, f"no {pair[0]} ions inside the box {list(lo)}-{list(hi)} nm")
     prov = provenance({"sdm": settings.to_dict(), "box_nm": [list(lo), list(hi)]},
                       {"input": args.input, "range": args.range})
-    import json
     with atomic_output(f"{args.out}.npz", args.overwrite) as tmp_npz, \
             atomic_output(f"{args.out}.png", args.overwrite) as tmp_png:
         with open(tmp_npz, "wb") as fh:

@@ -26,10 +26,7 @@ class RangeTable:
 
     def index(self, name: str) -> int:
         """Species index of an ion name, with a clear error for names the file does not define."""
-        if name not in self.ion_names:
-            raise InputError(None, f"species '{name}' is not in the range file "
-                                   f"(defined: {', '.join(self.ion_names)})")
-        return self.ion_names.index(name)
+        return species_index(self.ion_names, name)
 
     def label(self, mq) -> np.ndarray:
         """Species index per ion (int16); -1 for ions outside every range."""
@@ -39,6 +36,13 @@ class RangeTable:
         out = np.full(mq.shape, -1, dtype=np.int16)
         out[inside] = self.species[k[inside]]
         return out
+
+
+def species_index(names: list, name: str) -> int:
+    """Index of `name` in a range file's ion names; InputError listing the defined ones if absent."""
+    if name not in names:
+        raise InputError(None, f"species '{name}' is not in the range file (defined: {', '.join(names)})")
+    return names.index(name)
 
 
 def _ion_name(atoms_z, comment: str, symbols) -> tuple[str, dict]:

@@ -200,7 +200,8 @@ def train(args, comm):
     if is_root(comm):
         _finish(args, f, settings, test_idx, results, best, lr, size, time.time() - t_start, ckpt_dir)
     comm.Barrier()
-    f.close()
+    for handle in [f] + [ef for ef, _, _ in extras]:
+        handle.close()
     return out
 
 

@@ -1,6 +1,7 @@
 """zx-SDMs and z-SDMs of a species pair, for one region or for many slots (voxels, cubes)."""
 import numpy as np
 
+from ..io.ranges import species_index
 from .kernels import build_cell_list, pair_histograms
 from .settings import SDMSettings
 
@@ -42,11 +43,7 @@ class PartnerIndex:
 
 def species_mask(labels: np.ndarray, names: list, species: str) -> np.ndarray:
     """Boolean mask of ions labelled `species` (by name in the range table's list)."""
-    from ..errors import InputError
-    if species not in names:
-        raise InputError(None, f"species '{species}' is not in the range file "
-                               f"(defined: {', '.join(names)})")
-    return labels == names.index(species)
+    return labels == species_index(names, species)
 
 
 def region_sdm(pos, labels, names, settings: SDMSettings, box_lo, box_hi):
