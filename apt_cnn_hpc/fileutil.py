@@ -2,9 +2,22 @@
 import contextlib
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 from .errors import InputError
+
+
+def _writable_target(final: Path, overwrite: bool) -> Path:
+    """The folder an output goes to, after the checks every output needs."""
+    if final.exists() and not overwrite:
+        raise InputError(final, "output exists (pass --overwrite to replace it)")
+    parent = final.parent if str(final.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(final, f"output directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InputError(final, f"output directory {parent} is not writable")
+    return parent
 
 
 @contextlib.contextmanager
@@ -15,13 +28,7 @@ def atomic_output(final, overwrite: bool = True):
     existing `final` stays intact until the new one is complete.
     """
     final = Path(final)
-    if final.exists() and not overwrite:
-        raise InputError(final, "output exists (pass --overwrite to replace it)")
-    parent = final.parent if str(final.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(final, f"output directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise InputError(final, f"output directory {parent} is not writable")
+    parent = _writable_target(final, overwrite)
     tmp = parent / f".{final.name}.tmp-{os.getpid()}"
     try:
         yield tmp
@@ -40,3 +47,25 @@ def sha256_file(path, chunk: int = 1 << 22) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_directory(final, overwrite: bool = False):
+    """Like atomic_output for a directory of outputs: fill a temporary directory, then swap it in;
+    an earlier directory is replaced only once the new one is complete."""
+    final = Path(final)
+    parent = _writable_target(final, overwrite)
+    tmp = parent / f".{final.name}.tmp-{os.getpid()}"
+    old = parent / f".{final.name}.old-{os.getpid()}"
+    try:
+        tmp.mkdir()
+        yield tmp
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+    except OSError as exc:
+        raise InputError(final, f"cannot write output: {exc.strerror or exc}") from exc
+    finally:
+        for d in (tmp, old):
+            if d.exists():
+                shutil.rmtree(d, ignore_errors=True)

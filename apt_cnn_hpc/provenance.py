@@ -1,6 +1,7 @@
 """What made an output: config, input hashes, model hash, software versions (stored in every file)."""
 import datetime
 import json
+import os
 import platform
 import sys
 
@@ -27,7 +28,8 @@ def provenance(config: dict, inputs: dict | None = None, model_sha256: str | Non
         "command": " ".join(sys.argv),
         "software": software_versions(),
         "config": config,
-        "inputs": {k: {"path": str(p), "sha256": sha256_file(p)} for k, p in (inputs or {}).items()},
+        "inputs": {k: {"path": str(p), "abspath": os.path.abspath(p), "sha256": sha256_file(p)}
+                   for k, p in (inputs or {}).items()},
     }
     if model_sha256:
         rec["model_sha256"] = model_sha256

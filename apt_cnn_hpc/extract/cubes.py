@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..fileutil import atomic_output
-from ..provenance import provenance, write_h5_provenance
+from ..provenance import write_h5_provenance
 from ..sdm import PartnerIndex, SDMSettings, species_mask
 from ..sdm.normalise import to_uint8
 

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from mpi4py import MPI
 
 from ..config import config_dir, load_config, load_yaml, merge, positive
 from ..errors import InputError
@@ -177,7 +176,8 @@ def scan(args, comm):
         record = provenance({"scan": {k: v for k, v in cfg.items() if k != "_source"},
                              "sdm": settings.to_dict(), "drop_invalid": drop},
                             {"input": args.input, "range": args.range},
-                            model_sha256=card["model_sha256"], model_card=card, n_ranks=size,
+                            model_sha256=card["model_sha256"], model_card=card, model_dir=str(model_dir.resolve()),
+                            n_ranks=size,
                             timings_per_rank=timings,
                             decomposition=[s.__dict__ for s in slabs])
         write_scan(args.out, grid,
