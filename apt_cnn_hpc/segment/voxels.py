@@ -1,5 +1,6 @@
 """From the scan's voxel sums to labels: the paper's sum-above-threshold rule, per voxel and per ion."""
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
 import h5py
 import numpy as np
@@ -15,6 +16,12 @@ class VoxelMap:
     window_count: np.ndarray
     ion_count: np.ndarray
     full_window: int           # cubes covering an interior voxel (64 for 4 nm / 1 nm)
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def covered(self) -> np.ndarray:
+        """Voxels under at least one evaluated cube."""
+        return self.window_count > 0
 
     def scaled_sum(self) -> np.ndarray:
         """Sums scaled to a full window, so edge voxels covered by fewer evaluated cubes compare
@@ -40,16 +47,27 @@ def read_voxel_map(path) -> VoxelMap:
         ps = g["probability_sum"]
         grid = VoxelGrid(tuple(float(v) for v in ps.attrs["origin_nm"]), float(ps.attrs["voxel_nm"]),
                          tuple(int(n) for n in ps.shape))
-        import json
-        sdm = json.loads(f["provenance"].attrs["json"])["config"]["sdm"]
+        prov = json.loads(f["provenance"].attrs["json"])
+        sdm = prov["config"]["sdm"]
         m = int(round(sdm["cube_nm"] / sdm["voxel_nm"]))
-        return VoxelMap(grid, ps[:], g["window_count"][:], g["ion_count"][:], m ** 3)
+        return VoxelMap(grid, ps[:], g["window_count"][:], g["ion_count"][:], m ** 3, prov)
+
+
+def read_cubes(path) -> tuple[np.ndarray, np.ndarray]:
+    """Lower corners (nm) and L1_2 probabilities of the evaluated cubes of a scan file."""
+    with h5py.File(path, "r") as f:
+        return f["cubes/origin_nm"][:].astype(np.float64), f["cubes/probability"][:].astype(np.float64)
+
+
+def voxel_values(xyz, grid: VoxelGrid, volume: np.ndarray) -> np.ndarray:
+    """The value of each ion's voxel (0 outside the grid)."""
+    v = grid.index(np.asarray(xyz, np.float64))
+    ok = np.all((v >= 0) & (v < np.asarray(grid.shape)), axis=1)
+    out = np.zeros(len(v), volume.dtype)
+    out[ok] = volume[tuple(v[ok].T)]
+    return out
 
 
 def ion_labels(xyz, grid: VoxelGrid, voxel_mask: np.ndarray) -> np.ndarray:
     """The label of each ion's voxel (False outside the grid)."""
-    v = grid.index(np.asarray(xyz, np.float64))
-    ok = np.all((v >= 0) & (v < np.asarray(grid.shape)), axis=1)
-    out = np.zeros(len(v), bool)
-    out[ok] = voxel_mask[tuple(v[ok].T)]
-    return out
+    return voxel_values(xyz, grid, np.asarray(voxel_mask, bool))
