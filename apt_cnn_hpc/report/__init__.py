@@ -1,0 +1,1 @@
+"""`apt-cnn report`: figures, summary.json and index.html of a segmented scan."""

@@ -1,0 +1,112 @@
+"""The report's figures (PNG), each a function of arrays already in the scan file."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+COLOURS = {"cnn": "tab:red", "isocomposition": "tab:blue", "cnn_refined": "tab:purple", "truth": "black"}
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
+
+
+def plot_comparison(path, tables: dict, summary: dict):
+    """Size distributions and counts of every method side by side."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    rmax = max([float(t["radius_nm"].max()) for t in tables.values() if len(t["radius_nm"])] + [1.0])
+    bins = np.arange(0, rmax + 0.5, 0.5)
+    for name, t in tables.items():
+        s = summary[name]
+        lab = f"{name}: {s['count']}" + (f", r = {s['mean_radius_nm']:.2f} +- {s['sd_radius_nm'] or 0:.2f} nm"
+                                        if s["count"] else "")
+        a.hist(t["radius_nm"], bins=bins, histtype="step", lw=1.6, color=COLOURS.get(name), label=lab)
+    a.set_xlabel("equivalent radius (nm)")
+    a.set_ylabel("precipitates")
+    a.legend(fontsize=8)
+    names = list(tables)
+    a.set_title("size distribution")
+    b.bar(names, [summary[n]["count"] for n in names], color=[COLOURS.get(n) for n in names])
+    for i, n in enumerate(names):
+        iou = summary[n]["voxel_overlap_with_cnn_iou"]
+        b.text(i, summary[n]["count"], f"IoU {iou:.2f}" if iou is not None else "", ha="center", va="bottom")
+    b.set_ylabel("precipitates")
+    b.set_title("count (voxel IoU with the CNN)")
+    _save(fig, path)
+
+
+def plot_probability_histograms(path, cube_prob, scaled_sum, threshold: float, full_window: int):
+    """Supplementary Figure 3 (cube probabilities) and Figure 5a (voxel sums)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.hist(cube_prob, bins=50, range=(0, 1), color="grey")
+    a.set_yscale("log")
+    a.set_xlabel("cube L1_2 probability")
+    a.set_ylabel("cubes")
+    a.set_title(f"{len(cube_prob)} evaluated cubes")
+    s = scaled_sum[np.isfinite(scaled_sum)]
+    b.hist(s, bins=64, range=(0, full_window), color="grey")
+    b.axvline(threshold, color="tab:red", label=f"threshold {threshold:g}")
+    b.set_yscale("log")
+    b.set_xlabel(f"voxel sum of probabilities (scaled to {full_window} windows)")
+    b.set_ylabel("voxels")
+    b.legend()
+    _save(fig, path)
+
+
+def plot_slices(path, scaled_sum, labels: dict, origin, voxel_nm: float, full_window: int, n: int = 3):
+    """z-slices through the voxel map with each method's precipitates outlined."""
+    nz = scaled_sum.shape[2]
+    ks = np.linspace(0, nz - 1, n + 2)[1:-1].astype(int)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4))
+    lo = float(np.nanpercentile(scaled_sum, 1)) if np.isfinite(scaled_sum).any() else 0.0
+    for ax, k in zip(np.atleast_1d(axes), ks):
+        ext = (origin[1], origin[1] + scaled_sum.shape[1] * voxel_nm,
+               origin[0], origin[0] + scaled_sum.shape[0] * voxel_nm)
+        ax.imshow(scaled_sum[:, :, k], origin="lower", extent=ext, vmin=lo, vmax=full_window, cmap="viridis")
+        for name, lab in labels.items():
+            if lab[:, :, k].any():
+                ax.contour((lab[:, :, k] > 0).astype(float), levels=[0.5], extent=ext, origin="lower",
+                           colors=[COLOURS.get(name, "white")], linewidths=1.2)
+        ax.set_title(f"z = {origin[2] + (k + 0.5) * voxel_nm:.1f} nm")
+        ax.set_xlabel("y (nm)")
+        ax.set_ylabel("x (nm)")
+    fig.suptitle("voxel sums; outlines: " + ", ".join(f"{n} ({COLOURS.get(n)})" for n in labels))
+    _save(fig, path)
+
+
+def plot_phase_sdms(path, sdms: dict, dz_edges, z_edges):
+    """Per pair: z-SDMs of the L1_2 and FCC phases (normalised per reference) and the L1_2 zx-SDM."""
+    pairs = sorted({p for phase in sdms.values() for p in phase})
+    fig, axes = plt.subplots(2, len(pairs), figsize=(3.6 * len(pairs), 6.4), squeeze=False)
+    c = 0.5 * (z_edges[1:] + z_edges[:-1])
+    for j, pair in enumerate(pairs):
+        for phase, colour in (("fcc", "tab:blue"), ("l12", "tab:red")):
+            if pair in sdms.get(phase, {}):
+                zx, z, n_ref = sdms[phase][pair]
+                axes[0, j].plot(c, z / max(n_ref, 1), lw=0.7, color=colour, label=f"{phase} ({n_ref} refs)")
+        axes[0, j].set_title(f"{pair} z-SDM")
+        axes[0, j].set_xlabel("dz (nm)")
+        axes[0, j].legend(fontsize=7)
+        if pair in sdms.get("l12", {}):
+            zx = sdms["l12"][pair][0]
+            axes[1, j].imshow(zx, origin="lower", cmap="gray",
+                              extent=(dz_edges[0], dz_edges[-1], dz_edges[0], dz_edges[-1]))
+        axes[1, j].set_title(f"{pair} zx-SDM, L1_2 voxels")
+        axes[1, j].set_xlabel("dx (nm)")
+        axes[1, j].set_ylabel("dz (nm)")
+    axes[0, 0].set_ylabel("pairs per reference ion")
+    _save(fig, path)
+
+
+def plot_response(path, response: dict):
+    """The model's median L1_2 probability against a cube's L1_2 share (held-out specimens)."""
+    fig, a = plt.subplots(figsize=(5, 4))
+    a.plot(response["l12_fraction"], response["median_probability"], "o-")
+    a.set_xscale("symlog", linthresh=0.01)
+    a.set_xlabel("L1_2 share of the cube's ions")
+    a.set_ylabel("median L1_2 probability")
+    a.set_title("model response (model card)")
+    _save(fig, path)
