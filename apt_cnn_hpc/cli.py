@@ -3,6 +3,7 @@
 Every user-facing failure is one line on stderr naming the file and the problem, exit code 2.
 """
 import argparse
+import json
 import logging
 import os
 import sys
@@ -54,8 +55,6 @@ def cmd_specimen(args):
 
 
 def cmd_sdm(args):
-    import json
-
     import numpy as np
 
     from .fileutil import atomic_output
@@ -172,6 +171,35 @@ def cmd_scan(args):
     scan(args, comm_world())
 
 
+def cmd_segment(args):
+    from .segment.run import segment
+    summary = segment(args)
+    print(json.dumps(summary["comparison"], indent=1))
+
+
+def cmd_score(args):
+    from .fileutil import atomic_output
+    from .segment.score import score_scan
+    result = score_scan(args.scan, args.truth, args.input, args.range)
+    text = json.dumps(result, indent=1)
+    if args.out:
+        with atomic_output(args.out, args.overwrite) as tmp:
+            with open(tmp, "w") as fh:
+                fh.write(text)
+    print(text)
+    o = result["oracle"]["f1"]
+    for name, m in result["methods"].items():
+        log.info("score: %-15s F1 %.3f (oracle %.3f, ratio %.2f), P %.3f, R %.3f, detected %d/%d",
+                 name, m["f1"], o, m["f1_over_oracle"] or 0, m["precision"], m["recall"], m["detected"],
+                 m["precipitates_inside"])
+
+
+def cmd_report(args):
+    from .report.build import build_report
+    index = build_report(args.scan, args.out, args.score, args.overwrite)
+    print(f"report: {index.resolve()}")
+
+
 def cmd_evaluate(args):
     from .model.evaluate import reevaluate
     m = reevaluate(args.model, args.dictionary)
@@ -268,6 +296,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--drop-invalid", action="store_true")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_scan)
+
+    s = sub.add_parser("segment", help="precipitates from a scan: CNN rule, isocomposition, phase SDMs")
+    s.add_argument("scan", help="SCAN.h5 from `scan` (updated in place, atomically)")
+    s.add_argument("--threshold", type=float, help="voxel sum scaled to a full window (default 62)")
+    s.add_argument("--connectivity", type=int, choices=[1, 2, 3], help="1 faces, 2 edges, 3 corners")
+    s.add_argument("--iso", metavar="EL:AT_PCT", help="isocomposition baseline, e.g. Li:8")
+    s.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
+                   help="also label boundary voxels by deconvolution (cnn_refined)")
+    s.add_argument("--input", help="the scan's reconstruction, if moved (checked by SHA-256)")
+    s.add_argument("--range", help="the scan's range file, if moved (checked by SHA-256)")
+    s.add_argument("--config", help="YAML overriding configs/segment.yaml")
+    s.add_argument("--overwrite", action="store_true", help="replace an earlier segmentation")
+    s.set_defaults(func=cmd_segment)
+
+    s = sub.add_parser("score", help="per-ion F1 (with the oracle's), detection and radius error vs truth")
+    s.add_argument("scan", help="segmented SCAN.h5")
+    s.add_argument("--truth", required=True, help="ground truth HDF5 of `apt-cnn specimen` (PREFIX_truth.h5)")
+    s.add_argument("--input", help="the scan's reconstruction, if moved (checked by SHA-256)")
+    s.add_argument("--range", help="the scan's range file, if moved (checked by SHA-256)")
+    s.add_argument("--out", help="also write the scores to this JSON file")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("report", help="figures, summary.json and index.html of a segmented scan")
+    s.add_argument("scan", help="segmented SCAN.h5")
+    s.add_argument("--out", required=True, help="output directory (index.html, PNGs, summary.json)")
+    s.add_argument("--score", help="JSON from `apt-cnn score --out` to include")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_report)
     return p
 
 
