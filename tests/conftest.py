@@ -51,6 +51,37 @@ def small_specimen(tmp_path_factory):
     return d / "s"
 
 
+@pytest.fixture(scope="session")
+def scanned_specimen(tmp_path_factory):
+    """A 34 nm specimen not used in training (seed 2024), scanned on 2 ranks with the default
+    model: {"prefix": PREFIX (PREFIX.pos, .rrng, _truth.h5), "scan": SCAN.h5}."""
+    d = tmp_path_factory.mktemp("scanned")
+    proc = run_cli("specimen", "--out", d / "s", "--size", 34, 34, 34, "--seed", 2024)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("scan", d / "s.pos", "--range", d / "s.rrng", "--out", d / "scan.h5", ranks=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"prefix": d / "s", "scan": d / "scan.h5"}
+
+
+def apt_install(*packages, probe: str) -> str | None:
+    """Make Debian packages available (installing them with apt-get when `probe` is not on PATH);
+    returns None when ready, else the reason they cannot be had (for pytest.skip)."""
+    if shutil.which(probe):
+        return None
+    if not shutil.which("apt-get"):
+        return f"{probe} missing and no apt-get to install {' '.join(packages)}"
+    if os.geteuid() != 0:
+        return f"{probe} missing and installing {' '.join(packages)} needs root"
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "install", "-y", "--no-install-recommends", *packages],
+                ["apt-get", "update"],
+                ["apt-get", "install", "-y", "--no-install-recommends", *packages]):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        if cmd[1] == "install" and proc.returncode == 0 and shutil.which(probe):
+            return None
+    return f"apt-get could not install {' '.join(packages)}: {proc.stderr.strip()[-300:]}"
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -57,17 +57,13 @@ def test_scan_file_schema(scans, small_specimen):
     assert Path(scans[2]).with_suffix(".xdmf").read_text().count("/voxels/") == 3
 
 
-def test_labels_recover_precipitates(tmp_path):
+def test_labels_recover_precipitates(scanned_specimen):
     """On a specimen not used in training, voxels above 62 label the ions inside precipitates:
     per-ion F1 >= 0.8 x oracle F1 (the best any 1 nm voxel map can do under the noise)."""
-    proc = run_cli("specimen", "--out", tmp_path / "s", "--size", 26, 26, 26, "--seed", 2024)
-    assert proc.returncode == 0, proc.stderr
-    proc = run_cli("scan", tmp_path / "s.pos", "--range", tmp_path / "s.rrng", "--out", tmp_path / "scan.h5",
-                   ranks=2)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    vm = read_voxel_map(tmp_path / "scan.h5")
-    ions = read_ions(tmp_path / "s.pos")
-    with h5py.File(tmp_path / "s_truth.h5") as f:
+    prefix = scanned_specimen["prefix"]
+    vm = read_voxel_map(scanned_specimen["scan"])
+    ions = read_ions(f"{prefix}.pos")
+    with h5py.File(f"{prefix}_truth.h5") as f:
         truth = f["ions/precipitate_id"][:] > 0
     pred = ion_labels(ions.xyz, vm.grid, vm.mask(62))
     f1 = prf(pred, truth)["f1"]

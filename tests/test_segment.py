@@ -1,0 +1,295 @@
+"""Segmentation, the isocomposition baseline, phase SDMs, scoring against truth and the report."""
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from apt_cnn_hpc.sdm import VoxelGrid
+from apt_cnn_hpc.segment.components import label_components, precipitate_table
+from apt_cnn_hpc.segment.isocomposition import iso_mask
+from apt_cnn_hpc.segment.refine import refine_mask
+
+from conftest import apt_install, assert_clean_error, run_cli
+
+AL_LATTICE_NM = 0.405   # the default specimen: Al matrix, pole [011] along z
+
+
+def _segment_and_score(prefix: Path, scan: Path, workdir: Path, *extra) -> dict:
+    """Copy a scan, segment it (with refinement), score it; returns paths, scores and logs."""
+    local = workdir / "scan.h5"
+    shutil.copyfile(scan, local)
+    seg = run_cli("segment", local, "--refine", *extra)
+    assert seg.returncode == 0, seg.stderr[-3000:]
+    score = run_cli("score", local, "--truth", f"{prefix}_truth.h5", "--out", workdir / "score.json")
+    assert score.returncode == 0, score.stderr[-3000:]
+    return {"scan": local, "prefix": prefix, "segment": seg, "score_proc": score,
+            "score": json.loads((workdir / "score.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def segmented(scanned_specimen, tmp_path_factory):
+    return _segment_and_score(scanned_specimen["prefix"], scanned_specimen["scan"],
+                              tmp_path_factory.mktemp("segmented"))
+
+
+@pytest.fixture(scope="module")
+def same_composition(tmp_path_factory):
+    """Ordered domains with exactly the matrix composition: only the ordering tells them apart."""
+    d = tmp_path_factory.mktemp("samecomp")
+    proc = run_cli("specimen", "--out", d / "s", "--size", 30, 30, 30, "--seed", 2025, "--same-composition")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("scan", d / "s.pos", "--range", d / "s.rrng", "--out", d / "raw.h5", ranks=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return _segment_and_score(d / "s", d / "raw.h5", d)
+
+
+# ---------------------------------------------------------------- the segmented scan file
+
+
+def test_segment_writes_tables_labels_and_comparison(segmented):
+    with h5py.File(segmented["scan"]) as f:
+        shape = f["voxels/probability_sum"].shape
+        for method in ("cnn", "isocomposition", "cnn_refined"):
+            g = f[f"precipitates/{method}"]
+            n = len(g["radius_nm"])
+            assert n > 0, method
+            labels = g["voxel_label"][:]
+            assert labels.shape == shape and labels.max() == n
+            assert g["centroid_nm"].shape == (n, 3)
+            vol = g["volume_nm3"][:]
+            np.testing.assert_allclose(g["radius_nm"][:], (3 * vol / (4 * np.pi)) ** (1 / 3), rtol=1e-6)
+            np.testing.assert_array_equal(np.bincount(labels.ravel(), minlength=n + 1)[1:], g["n_voxels"][:])
+            assert np.all(np.diff(g["n_voxels"][:]) <= 0)           # numbered by size
+            per_sp = g["ion_count_per_species"][:]
+            assert np.all(per_sp.sum(axis=1) <= g["ion_count"][:])  # unranged ions are not in a species
+            comp = g["composition_at_pct"][:]
+            ok = ~np.isnan(comp).any(axis=1)
+            np.testing.assert_allclose(comp[ok].sum(axis=1), 100.0, rtol=1e-9)
+        elements = list(f["precipitates/cnn/composition_at_pct"].attrs["elements"])
+        # delta' is Li-rich: the CNN's precipitates hold more Li than the isocomposition's threshold
+        li = f["precipitates/cnn/composition_at_pct"][:, elements.index("Li")]
+        big = f["precipitates/cnn/n_voxels"][:] >= 20
+        assert np.nanmedian(li[big]) > 8.0
+        comparison = json.loads(f["precipitates"].attrs["comparison"])["comparison"]
+    stem = segmented["scan"].with_suffix("")
+    on_disk = json.loads(Path(f"{stem}_comparison.json").read_text())["comparison"]
+    assert on_disk == comparison
+    assert Path(f"{stem}_comparison.png").stat().st_size > 10_000
+    for method, c in comparison.items():
+        assert c["count"] > 0 and c["mean_radius_nm"] > 0 and 0 <= c["voxel_overlap_with_cnn_iou"] <= 1
+    assert comparison["cnn"]["voxel_overlap_with_cnn_iou"] == 1.0
+
+
+def test_phase_sdms_show_the_l12_superlattice_planes(segmented):
+    """Along [011], FCC has (022) planes a/sqrt(8) apart; L1_2 adds the (011) superlattice
+    planes a/sqrt(2) apart, which only Li-Li pairs (one sublattice) show strongly (Figure 6b/c)."""
+    def superlattice_ratio(g):
+        z = g["z"][:].astype(float)
+        e = g.attrs["z_edges_nm"][:]
+        c = 0.5 * (e[1:] + e[:-1])
+        detrended = z - ndimage.gaussian_filter1d(z, 0.2 / (e[1] - e[0]))
+        amp = lambda period: abs(np.sum(detrended * np.exp(2j * np.pi * c / period)))  # noqa: E731
+        return amp(AL_LATTICE_NM / np.sqrt(2)) / amp(AL_LATTICE_NM / np.sqrt(8))
+
+    with h5py.File(segmented["scan"]) as f:
+        l12, fcc = f["phase_sdm/l12/Li-Li"], f["phase_sdm/fcc/Li-Li"]
+        assert l12.attrs["n_reference"] > 1000 and fcc.attrs["n_reference"] > 1000
+        r_l12, r_fcc = superlattice_ratio(l12), superlattice_ratio(fcc)
+        assert f["phase_sdm/l12/Al-Al/zx"].ndim == 2
+    print(f"Li-Li superlattice/fundamental: L1_2 voxels {r_l12:.2f}, FCC voxels {r_fcc:.2f}")
+    assert r_l12 > 1.0 > 3 * r_fcc, (r_l12, r_fcc)
+
+
+# ---------------------------------------------------------------- scoring against truth
+
+
+def test_score_reports_the_oracle_beside_every_f1(segmented):
+    score = segmented["score"]
+    oracle = score["oracle"]["f1"]
+    assert set(score["methods"]) == {"cnn", "isocomposition", "cnn_refined"}
+    for m in score["methods"].values():
+        assert m["oracle_f1"] == oracle
+        assert m["f1_over_oracle"] == pytest.approx(m["f1"] / oracle)
+        assert sum(b["precipitates"] for b in m["detection_per_radius_bin"]) == m["precipitates_inside"]
+    lines = [l for l in segmented["score_proc"].stderr.splitlines() if "F1" in l]
+    assert len(lines) == 3
+    for line in lines:
+        f1, o = re.search(r"F1 ([0-9.]+) \(oracle ([0-9.]+)", line).groups()
+        assert float(o) == pytest.approx(oracle, abs=1e-3)
+    # the refinement is scored beside the paper's rule (docs/segmentation.md has the figures)
+    print({k: round(m["f1_over_oracle"], 3) for k, m in score["methods"].items()})
+
+
+@pytest.mark.xfail(strict=True, reason="the default model switches to L1_2 only at ~12 % L1_2 share of a cube "
+                   "(model card response), so the sum-above-62 rule misses most precipitates with r < 2 nm "
+                   "and shrinks the rest; measured in docs/segmentation.md")
+def test_cnn_finds_precipitates_at_their_size(segmented):
+    cnn = segmented["score"]["methods"]["cnn"]
+    print({k: cnn[k] for k in ("detection_rate_r_ge_1.5nm", "mean_radius_truth_nm", "mean_radius_found_nm",
+                               "radius_pairs")})
+    assert cnn["detection_rate_r_ge_1.5nm"] >= 0.9
+    assert abs(cnn["mean_radius_found_nm"] / cnn["mean_radius_truth_nm"] - 1) <= 0.10
+
+
+def test_cnn_finds_the_large_precipitates(segmented):
+    """What the default model does reach: every precipitate with r >= 2.5 nm wholly inside."""
+    bins = segmented["score"]["methods"]["cnn"]["detection_per_radius_bin"]
+    large = [b for b in bins if b["radius_nm"][0] >= 2.5]
+    assert sum(b["precipitates"] for b in large) >= 3
+    assert all(b["rate"] == 1.0 for b in large), bins
+
+
+def test_isocomposition_fails_on_same_composition_domains(same_composition):
+    iso = same_composition["score"]["methods"]["isocomposition"]
+    print(f"isocomposition F1 {iso['f1']:.3f} = {iso['f1_over_oracle']:.2f} x oracle")
+    assert iso["f1_over_oracle"] <= 0.2
+
+
+@pytest.mark.xfail(strict=True, reason="0.71 x oracle measured on a 30 nm same-composition specimen: the "
+                   "default model misses the small domains (see test_cnn_finds_precipitates_at_their_size)")
+def test_cnn_finds_same_composition_domains(same_composition):
+    cnn = same_composition["score"]["methods"]["cnn"]
+    print(f"CNN F1 {cnn['f1']:.3f} = {cnn['f1_over_oracle']:.2f} x oracle")
+    assert cnn["f1_over_oracle"] >= 0.75
+
+
+def test_cnn_beats_isocomposition_on_same_composition_domains(same_composition):
+    m = same_composition["score"]["methods"]
+    assert m["cnn"]["f1_over_oracle"] >= 0.5 >= 2 * m["isocomposition"]["f1_over_oracle"]
+
+
+# ---------------------------------------------------------------- the report
+
+
+def test_report_renders_in_headless_chromium(segmented, tmp_path):
+    out = tmp_path / "report"
+    proc = run_cli("report", segmented["scan"], "--out", out, "--score", segmented["scan"].parent / "score.json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert str(out / "index.html") in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["score"]["oracle"]["f1"] == segmented["score"]["oracle"]["f1"]
+    page = (out / "index.html").read_text()
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) >= 6
+    for name in images:
+        assert (out / name).stat().st_size > 5_000, name
+    reason = apt_install("chromium-headless-shell", probe="chromium-headless-shell")
+    if reason:
+        pytest.skip(reason)
+    browser = [shutil.which("chromium-headless-shell"), "--no-sandbox", "--disable-gpu",
+               "--virtual-time-budget=10000"]
+    dom = subprocess.run(browser + ["--dump-dom", (out / "index.html").as_uri()], capture_output=True,
+                         text=True, timeout=120)
+    title = re.search(r"<title>(.*?)</title>", dom.stdout).group(1)
+    assert title == f"report ok: {len(images)} images", title
+    shot = tmp_path / "shot.png"
+    subprocess.run(browser + [f"--screenshot={shot}", "--window-size=1200,3000", (out / "index.html").as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+# ---------------------------------------------------------------- the algorithms on known fields
+
+
+def _ball(shape, centre, radius):
+    idx = np.indices(shape).transpose(1, 2, 3, 0) + 0.5
+    return np.linalg.norm(idx - np.asarray(centre), axis=-1) <= radius
+
+
+def test_components_connectivity_order_and_table():
+    shape = (20, 20, 20)
+    mask = _ball(shape, (6, 6, 6), 3.0) | _ball(shape, (15, 15, 15), 2.0)
+    mask[0, 0, 0] = mask[1, 1, 1] = True          # two voxels touching at a corner only
+    faces = label_components(mask, connectivity=1, min_voxels=1)
+    corners = label_components(mask, connectivity=3, min_voxels=1)
+    assert faces.max() == 4 and corners.max() == 3
+    assert label_components(mask, connectivity=1, min_voxels=2).max() == 2
+    big = faces == 1
+    assert big.sum() == _ball(shape, (6, 6, 6), 3.0).sum()
+    # one ion at every voxel centre, species 0 = "Al" (1 Al), 1 = "Li" (1 Li) inside the big ball
+    grid = VoxelGrid((0.0, 0.0, 0.0), 1.0, shape)
+    xyz = (np.indices(shape).reshape(3, -1).T + 0.5).astype(np.float64)
+    species = big.ravel().astype(np.int64)
+    t = precipitate_table(faces, grid, xyz, species, ["Al", "Li"], np.eye(2), np.ones(shape, bool))
+    np.testing.assert_allclose(t["centroid_nm"][0], (6, 6, 6), atol=1e-9)
+    assert t["ion_count_per_species"][0].tolist() == [0, int(big.sum())]
+    assert t["composition_at_pct"][0].tolist() == [0.0, 100.0]
+    # only the voxel on the grid's face touches the edge (the one at (1, 1, 1) does not)
+    assert t["touches_edge"][:2].tolist() == [False, False] and sorted(t["touches_edge"][2:]) == [False, True]
+
+
+def test_isocomposition_finds_a_li_rich_ball():
+    rng = np.random.default_rng(3)
+    shape = (24, 24, 24)
+    grid = VoxelGrid((0.0, 0.0, 0.0), 1.0, shape)
+    xyz = rng.uniform(0, 24, (200_000, 3))
+    inside = np.linalg.norm(xyz - 12, axis=1) < 5
+    li = rng.random(len(xyz)) < np.where(inside, 0.20, 0.03)
+    mask, comp = iso_mask(grid, xyz, li.astype(np.int64), ["Al", "Li"], np.eye(2), "Li", 8.0, 1.0)
+    truth = _ball(shape, (12, 12, 12), 5)
+    iou = (mask & truth).sum() / (mask | truth).sum()
+    assert iou > 0.8, iou
+    assert np.nanmean(comp[truth]) > 15 and np.nanmean(comp[~truth]) < 5
+
+
+def test_refinement_recovers_a_sharp_boundary():
+    """Cube probabilities made from a known ball through a known response curve: the plain
+    rule shrinks the ball by the window, the deconvolution gets its boundary back."""
+    shape, m = (24, 24, 24), 4
+    truth = _ball(shape, (12, 12, 12), 4.5)
+    share = ndimage.uniform_filter(truth.astype(float), m, mode="constant", origin=-(m // 2))
+    origins = np.argwhere(np.ones(tuple(n - m + 1 for n in shape), bool))
+    share = share[tuple(origins.T)]
+    response = {"l12_fraction": np.linspace(0, 1, 11).tolist(),
+                "median_probability": (1 / (1 + np.exp(-12 * (np.linspace(0, 1, 11) - 0.3)))).tolist()}
+    prob = np.interp(share, response["l12_fraction"], response["median_probability"])
+    psum = np.zeros(shape)
+    count = np.zeros(shape)
+    for off in np.ndindex(m, m, m):
+        np.add.at(psum, tuple((origins + off).T), prob)
+        np.add.at(count, tuple((origins + off).T), 1)
+    plain = psum * 64 / np.maximum(count, 1) > 62
+    refined = refine_mask(plain, count > 0, origins, prob, m, response, band_voxels=3)
+    iou = lambda a: (a & truth).sum() / (a | truth).sum()  # noqa: E731
+    print(f"IoU with truth: plain {iou(plain):.2f}, refined {iou(refined):.2f}")
+    assert iou(refined) > 0.9 > iou(plain) + 0.1
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_segment_refuses_to_replace_without_overwrite(segmented):
+    before = segmented["scan"].stat().st_mtime_ns
+    proc = run_cli("segment", segmented["scan"])
+    assert_clean_error(proc, str(segmented["scan"]), "already segmented")
+    assert segmented["scan"].stat().st_mtime_ns == before
+
+
+def test_segment_and_score_reject_bad_input(segmented, small_specimen, tmp_path):
+    scan = segmented["scan"]
+    assert_clean_error(run_cli("segment", f"{small_specimen}.pos"), "not found or not an HDF5 file")
+    assert_clean_error(run_cli("segment", scan, "--overwrite", "--iso", "Li8"), "--iso must look like")
+    assert_clean_error(run_cli("segment", scan, "--overwrite", "--iso", "Xe:8"), "'Xe' is not in the range file")
+    assert_clean_error(run_cli("segment", scan, "--overwrite", "--threshold", 70), "between 0 and 64")
+    # a reconstruction that is not the one scanned
+    other = tmp_path / "other.pos"
+    other.write_bytes(Path(f"{small_specimen}.pos").read_bytes())
+    assert_clean_error(run_cli("score", scan, "--truth", f"{segmented['prefix']}_truth.h5", "--input", other),
+                       str(other), "SHA-256")
+    # truth of another specimen
+    assert_clean_error(run_cli("score", scan, "--truth", f"{small_specimen}_truth.h5"),
+                       f"{small_specimen}_truth.h5", "ions")
+    assert_clean_error(run_cli("score", scan, "--truth", f"{small_specimen}.rrng"), "not an HDF5 file")
+    # an unsegmented scan
+    raw = tmp_path / "raw.h5"
+    shutil.copyfile(scan, raw)
+    with h5py.File(raw, "r+") as f:
+        del f["precipitates"]
+    assert_clean_error(run_cli("report", raw, "--out", tmp_path / "r"), "not segmented yet")
+    assert not (tmp_path / "r").exists()
