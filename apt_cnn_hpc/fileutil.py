@@ -49,23 +49,29 @@ def sha256_file(path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def swap_directory(new: Path, final: Path):
+    """Put the complete directory `new` at `final`; an earlier `final` goes only once `new` is
+    in place (two renames: at no moment is `final` a half-written directory)."""
+    old = final.parent / f".{final.name}.old-{os.getpid()}"
+    if final.exists():
+        os.replace(final, old)
+    os.replace(new, final)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_directory(final, overwrite: bool = False):
-    """Like atomic_output for a directory of outputs: fill a temporary directory, then swap it in;
-    an earlier directory is replaced only once the new one is complete."""
+    """Like atomic_output for a directory of outputs: fill a temporary directory, then swap it in."""
     final = Path(final)
     parent = _writable_target(final, overwrite)
     tmp = parent / f".{final.name}.tmp-{os.getpid()}"
-    old = parent / f".{final.name}.old-{os.getpid()}"
     try:
         tmp.mkdir()
         yield tmp
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
+        swap_directory(tmp, final)
     except OSError as exc:
         raise InputError(final, f"cannot write output: {exc.strerror or exc}") from exc
     finally:
-        for d in (tmp, old):
-            if d.exists():
-                shutil.rmtree(d, ignore_errors=True)
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -84,7 +84,7 @@ def _figure_list(scan: Path, out: Path, seg: dict, vm) -> list:
 
 def _summary(scan: Path, seg: dict, vm, score: dict | None) -> dict:
     card = vm.provenance.get("model_card", {})
-    s = {"scan": str(scan), "software_version": __version__, "scan_attributes": seg["scan_attrs"],
+    s = {"scan": scan.name, "software_version": __version__, "scan_attributes": seg["scan_attrs"],
          "grid_shape": list(vm.grid.shape), "voxel_nm": vm.grid.voxel_nm, "origin_nm": list(vm.grid.origin_nm),
          "segment_config": seg["segment_config"], "comparison": seg["comparison"],
          "model_sha256": vm.provenance.get("model_sha256"),

@@ -1,0 +1,1 @@
+"""Scheduled reprocessing of an inbox of APT runs."""
