@@ -200,6 +200,11 @@ def cmd_report(args):
     print(f"report: {index.resolve()}")
 
 
+def cmd_reprocess(args):
+    from .reprocess.run import reprocess
+    return reprocess(args)
+
+
 def cmd_evaluate(args):
     from .model.evaluate import reevaluate
     m = reevaluate(args.model, args.dictionary)
@@ -325,28 +330,62 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--score", help="JSON from `apt-cnn score --out` to include")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("reprocess", help="scan -> segment -> report every new APT run of an inbox (for cron)")
+    s.add_argument("--inbox", required=True, help="folder of POS/ePOS/APT files, each with a .rrng/.rng of its stem")
+    s.add_argument("--outbox", required=True, help="results: NAME/ per run and manifest.json")
+    s.add_argument("--ranks", type=int, default=int(os.environ.get("SLURM_NTASKS", "1")),
+                   help="MPI ranks of each scan (default $SLURM_NTASKS or 1)")
+    s.add_argument("--launcher", help="command that starts the scan's ranks, e.g. 'srun --mpi=pmix' "
+                                      "(default: mpiexec -n RANKS)")
+    s.add_argument("--model", help="model directory (default models/default)")
+    s.add_argument("--scan-config", help="YAML overriding configs/scan.yaml")
+    s.add_argument("--segment-config", help="YAML overriding configs/segment.yaml")
+    s.set_defaults(func=cmd_reprocess)
     return p
+
+
+def _abort_others(code: int):
+    """A failure only this rank knows about: stop every rank at once instead of leaving them
+    waiting in a collective call."""
+    if "mpi4py.MPI" in sys.modules:
+        from mpi4py import MPI
+        if MPI.Is_initialized() and not MPI.Is_finalized() and MPI.COMM_WORLD.Get_size() > 1:
+            sys.stderr.flush()
+            MPI.COMM_WORLD.Abort(code)
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    where = f"apt-cnn {args.stage}" + (f" (rank {_rank()})" if _rank() else "")
     try:
-        args.func(args)
+        rc = args.func(args)
     except InputError as exc:
         collective = getattr(exc, "collective", False)
         if _rank() == 0 or not collective:
-            print(f"apt-cnn {args.stage}: error: {exc}", file=sys.stderr)
-        if not collective and "mpi4py.MPI" in sys.modules:
-            from mpi4py import MPI
-            if MPI.Is_initialized() and MPI.COMM_WORLD.Get_size() > 1:
-                sys.stderr.flush()
-                MPI.COMM_WORLD.Abort(2)  # the other ranks cannot know: stop them, do not hang
+            print(f"{where}: error: {exc}", file=sys.stderr)
+        if not collective:
+            _abort_others(2)
+        return 2
+    except OSError as exc:   # full disk, unwritable directory, file vanished while running
+        name = exc.filename or ""
+        print(f"{where}: error: {name}{': ' if name else ''}{exc.strerror or exc}", file=sys.stderr)
+        _abort_others(2)
         return 2
     except KeyboardInterrupt:
-        print(f"apt-cnn {args.stage}: interrupted", file=sys.stderr)
+        print(f"{where}: interrupted", file=sys.stderr)
+        _abort_others(130)
         return 130
-    return 0
+    except Exception as exc:  # a bug: one line (traceback with -v) and no hanging ranks
+        if args.verbose:
+            import traceback
+            traceback.print_exc()
+        print(f"{where}: internal error: {type(exc).__name__}: {exc} (rerun with -v for details)",
+              file=sys.stderr)
+        _abort_others(1)
+        return 1
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":
