@@ -50,6 +50,11 @@ def _read_ifes(path, ext):
     reader = strict_call(path, f"{what} file", getattr(ifes_module(module), cls), str(path))
     xyz = strict_call(path, f"{what} positions", reader.get_reconstructed_positions).magnitude
     mq = strict_call(path, f"{what} mass-to-charge", reader.get_mass_to_charge_state_ratio).magnitude
+    if ext == ".apt":   # a header that lies about the ion count means a damaged or cut file
+        declared = int(reader.header_section["llIonCount"][0])
+        if not declared == len(xyz) == len(mq):
+            raise InputError(path, f"APT header declares {declared} ions but the Position and Mass sections "
+                                   f"hold {len(xyz)} and {len(mq)}")
     return xyz, mq
 
 
