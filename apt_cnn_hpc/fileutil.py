@@ -1,6 +1,7 @@
 """Atomic output files and content hashes (every output names the inputs that made it)."""
 import contextlib
 import hashlib
+import io
 import os
 import shutil
 from pathlib import Path
@@ -8,8 +9,9 @@ from pathlib import Path
 from .errors import InputError
 
 
-def _writable_target(final: Path, overwrite: bool) -> Path:
-    """The folder an output goes to, after the checks every output needs."""
+def check_output(final: Path, overwrite: bool) -> Path:
+    """The folder an output goes to, after the checks every output needs (made early by stages
+    that work long before they write)."""
     if final.exists() and not overwrite:
         raise InputError(final, "output exists (pass --overwrite to replace it)")
     parent = final.parent if str(final.parent) else Path(".")
@@ -28,7 +30,7 @@ def atomic_output(final, overwrite: bool = True):
     existing `final` stays intact until the new one is complete.
     """
     final = Path(final)
-    parent = _writable_target(final, overwrite)
+    parent = check_output(final, overwrite)
     tmp = parent / f".{final.name}.tmp-{os.getpid()}"
     try:
         yield tmp
@@ -38,6 +40,20 @@ def atomic_output(final, overwrite: bool = True):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_h5(final, overwrite: bool = True, start_from=None):
+    """Build an HDF5 file in memory (optionally a copy of `start_from`), then write it out in one
+    go through atomic_output: a full disk is then a plain OSError (HDF5 itself can crash on a
+    failed write) and `final` appears, or is replaced, only when complete."""
+    import h5py
+    check_output(Path(final), overwrite)
+    buf = io.BytesIO(Path(start_from).read_bytes() if start_from else b"")
+    with h5py.File(buf, "r+" if start_from else "w") as f:
+        yield f
+    with atomic_output(final, overwrite) as tmp:
+        Path(tmp).write_bytes(buf.getbuffer())
 
 
 def sha256_file(path, chunk: int = 1 << 22) -> str:
@@ -64,7 +80,7 @@ def swap_directory(new: Path, final: Path):
 def atomic_directory(final, overwrite: bool = False):
     """Like atomic_output for a directory of outputs: fill a temporary directory, then swap it in."""
     final = Path(final)
-    parent = _writable_target(final, overwrite)
+    parent = check_output(final, overwrite)
     tmp = parent / f".{final.name}.tmp-{os.getpid()}"
     try:
         tmp.mkdir()

@@ -12,10 +12,9 @@ Voxel (i, j, k) covers origin_nm + [i, i+1) x [j, j+1) x [k, k+1) * voxel_nm.
 """
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from ..fileutil import atomic_output
+from ..fileutil import atomic_h5, atomic_output
 from ..provenance import write_h5_provenance
 
 XDMF = """<?xml version="1.0" ?>
@@ -52,21 +51,20 @@ def write_xdmf(path, h5_name: str, grid, datasets: dict):
 
 def write_scan(out, grid, voxels: dict, cubes: dict, record: dict, extra_attrs: dict, overwrite=True):
     """Rank 0 writes everything (serial h5py)."""
-    with atomic_output(out, overwrite) as tmp:
-        with h5py.File(tmp, "w") as f:
-            g = f.create_group("voxels")
-            for k, v in voxels.items():
-                g.create_dataset(k, data=v, compression="gzip", compression_opts=1)
-            g["probability_sum"].attrs["origin_nm"] = np.asarray(grid.origin_nm, np.float64)
-            g["probability_sum"].attrs["voxel_nm"] = grid.voxel_nm
-            g.attrs["origin_nm"] = np.asarray(grid.origin_nm, np.float64)
-            g.attrs["voxel_nm"] = grid.voxel_nm
-            g.attrs["index_order"] = "x, y, z"
-            c = f.create_group("cubes")
-            for k, v in cubes.items():
-                c.create_dataset(k, data=v)
-            for k, v in extra_attrs.items():
-                f.attrs[k] = v
-            f.attrs["schema"] = "apt-cnn-hpc/scan/1"
-            write_h5_provenance(f, record)
+    with atomic_h5(out, overwrite) as f:
+        g = f.create_group("voxels")
+        for k, v in voxels.items():
+            g.create_dataset(k, data=v, compression="gzip", compression_opts=1)
+        g["probability_sum"].attrs["origin_nm"] = np.asarray(grid.origin_nm, np.float64)
+        g["probability_sum"].attrs["voxel_nm"] = grid.voxel_nm
+        g.attrs["origin_nm"] = np.asarray(grid.origin_nm, np.float64)
+        g.attrs["voxel_nm"] = grid.voxel_nm
+        g.attrs["index_order"] = "x, y, z"
+        c = f.create_group("cubes")
+        for k, v in cubes.items():
+            c.create_dataset(k, data=v)
+        for k, v in extra_attrs.items():
+            f.attrs[k] = v
+        f.attrs["schema"] = "apt-cnn-hpc/scan/1"
+        write_h5_provenance(f, record)
     write_xdmf(Path(str(out)).with_suffix(".xdmf"), Path(str(out)).name, grid, voxels)

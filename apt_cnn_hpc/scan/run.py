@@ -14,7 +14,7 @@ import numpy as np
 
 from ..config import config_dir, load_config, load_yaml, merge, positive
 from ..errors import InputError
-from ..fileutil import sha256_file
+from ..fileutil import check_output, sha256_file
 from ..io import read_ranges
 from ..model.card import check_settings, load_card, load_model
 from ..parallel import is_root, progress
@@ -48,11 +48,7 @@ def _prepare(args, comm):
     model_dir = Path(args.model) if args.model else DEFAULT_MODEL
     card = load_card(model_dir)
     check_settings(card, settings, model_dir / "model_card.json")
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise InputError(out, "output exists (pass --overwrite to replace it)")
-    if not out.parent.is_dir():
-        raise InputError(out, f"output directory {out.parent} does not exist")
+    check_output(Path(args.out), args.overwrite)
     ranges = read_ranges(args.range)
     for sp in settings.pair:
         try:

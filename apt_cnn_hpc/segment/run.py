@@ -10,7 +10,6 @@ boundary refinement), phase SDMs, written into the scan file atomically.
 """
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import h5py
@@ -18,13 +17,13 @@ import numpy as np
 
 from ..config import load_config, positive
 from ..errors import InputError
-from ..fileutil import atomic_output
+from ..fileutil import atomic_h5, atomic_output
 from ..provenance import provenance
-from ..sdm import SDMSettings
+from ..sdm import SDMSettings, parse_pair
 from .components import element_table, label_components, precipitate_table
 from .inputs import load_scan_data
 from .isocomposition import iso_mask, parse_iso
-from .phase_sdm import parse_pair, phase_sdms
+from .phase_sdm import phase_sdms
 from .refine import refine_mask
 from .voxels import ion_labels, read_cubes
 
@@ -111,26 +110,27 @@ def _write_table(g, table: dict, labels, ion_names, elements):
 
 def write_segmentation(path: Path, tables, labels, sdms, settings: SDMSettings, ion_names, elements,
                        attrs: dict):
-    """Copy the scan, add the groups, rename over the original: the scan is never half-updated."""
-    with atomic_output(path) as tmp:
-        shutil.copyfile(path, tmp)
-        with h5py.File(tmp, "r+") as f:
-            for name in GROUPS:
-                if name in f:
-                    del f[name]
-            p = f.create_group("precipitates")
-            for k, v in attrs.items():
-                p.attrs[k] = v
-            for method, table in tables.items():
-                _write_table(p.create_group(method), table, labels[method], ion_names, elements)
-            for phase, pairs in sdms.items():
-                for pair, (zx, z, n_ref) in pairs.items():
-                    g = f.create_group(f"phase_sdm/{phase}/{pair}")
-                    g.create_dataset("zx", data=zx)
-                    g.create_dataset("z", data=z)
-                    g.attrs["n_reference"] = n_ref
-                    g.attrs["dz_dx_edges_nm"] = settings.zx_edges()
-                    g.attrs["z_edges_nm"] = settings.z_edges()
+    """A new scan file: everything of the old one but an earlier segmentation, plus the new groups;
+    renamed over the original only when complete, so the scan is never half-updated."""
+    with h5py.File(path, "r") as src, atomic_h5(path) as f:
+        for name in src:
+            if name not in GROUPS:
+                src.copy(src[name], f, name=name)
+        for k, v in src.attrs.items():
+            f.attrs[k] = v
+        p = f.create_group("precipitates")
+        for k, v in attrs.items():
+            p.attrs[k] = v
+        for method, table in tables.items():
+            _write_table(p.create_group(method), table, labels[method], ion_names, elements)
+        for phase, pairs in sdms.items():
+            for pair, (zx, z, n_ref) in pairs.items():
+                g = f.create_group(f"phase_sdm/{phase}/{pair}")
+                g.create_dataset("zx", data=zx)
+                g.create_dataset("z", data=z)
+                g.attrs["n_reference"] = n_ref
+                g.attrs["dz_dx_edges_nm"] = settings.zx_edges()
+                g.attrs["z_edges_nm"] = settings.z_edges()
 
 
 def _segmented(path) -> bool:
