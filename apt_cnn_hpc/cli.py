@@ -60,13 +60,12 @@ def cmd_sdm(args):
     from .fileutil import atomic_output
     from .io import read_ions, read_ranges
     from .provenance import provenance
-    from .sdm import SDMSettings, region_sdm
+    from .sdm import SDMSettings, parse_pair, region_sdm
     from .sdm.figure import plot_sdm
     settings = SDMSettings.load(args.config)
-    pair = args.pair.split("-")
-    if len(pair) != 2 or not all(pair):
-        raise InputError(None, f"--pair must look like Al-Al, got '{args.pair}'")
-    settings = SDMSettings.from_dict({**settings.to_dict(), "pair": pair})
+    if args.pair:   # the command line wins over the config's pair
+        settings = SDMSettings.from_dict({**settings.to_dict(), "pair": parse_pair(args.pair)})
+    pair = list(settings.pair)
     lo, hi = _box(args.box)
     ranges = read_ranges(args.range)
     ions = read_ions(args.input, drop_invalid=args.drop_invalid)
@@ -233,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--range", required=True, help="RRNG or RNG file")
     s.add_argument("--box", type=float, nargs=6, required=True,
                    metavar=("XMIN", "YMIN", "ZMIN", "XMAX", "YMAX", "ZMAX"), help="reference box in nm")
-    s.add_argument("--pair", default="Al-Al", help="reference-partner species (default Al-Al)")
+    s.add_argument("--pair", help="reference-partner species, e.g. Al-Li (default: the config's pair)")
     s.add_argument("--out", required=True, help="prefix: writes PREFIX.npz and PREFIX.png")
     s.add_argument("--config", help="YAML overriding configs/sdm.yaml")
     s.add_argument("--drop-invalid", action="store_true", help="discard ions with NaN/inf values")

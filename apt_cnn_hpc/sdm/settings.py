@@ -64,3 +64,11 @@ class SDMSettings:
     def load(cls, user_path=None) -> "SDMSettings":
         cfg = load_config("sdm", user_path)
         return cls.from_dict(cfg, user_path or "configs/sdm.yaml")
+
+
+def parse_pair(text: str) -> tuple[str, str]:
+    """'Al-Li' -> ('Al', 'Li'): reference and partner species."""
+    pair = tuple(text.split("-"))
+    if len(pair) != 2 or not all(pair):
+        raise InputError(None, f"a species pair must look like Al-Li, got '{text}'")
+    return pair

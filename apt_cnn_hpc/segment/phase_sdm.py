@@ -4,16 +4,8 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import InputError
 from ..io.ranges import species_index
-from ..sdm import PartnerIndex, SDMSettings
-
-
-def parse_pair(text: str) -> tuple[str, str]:
-    pair = tuple(text.split("-"))
-    if len(pair) != 2 or not all(pair):
-        raise InputError(None, f"phase SDM pair must look like Al-Li, got '{text}'")
-    return pair
+from ..sdm import PartnerIndex, SDMSettings, parse_pair
 
 
 def phase_sdms(xyz, species, ion_names, phase_of_ion: dict, pairs: list, settings: SDMSettings,

@@ -43,14 +43,17 @@ def read_voxel_map(path) -> VoxelMap:
     with f:
         if "voxels/probability_sum" not in f:
             raise InputError(path, "not a scan file (no /voxels/probability_sum)")
-        g = f["voxels"]
-        ps = g["probability_sum"]
-        grid = VoxelGrid(tuple(float(v) for v in ps.attrs["origin_nm"]), float(ps.attrs["voxel_nm"]),
-                         tuple(int(n) for n in ps.shape))
-        prov = json.loads(f["provenance"].attrs["json"])
-        sdm = prov["config"]["sdm"]
-        m = int(round(sdm["cube_nm"] / sdm["voxel_nm"]))
-        return VoxelMap(grid, ps[:], g["window_count"][:], g["ion_count"][:], m ** 3, prov)
+        try:
+            g = f["voxels"]
+            ps = g["probability_sum"]
+            grid = VoxelGrid(tuple(float(v) for v in ps.attrs["origin_nm"]), float(ps.attrs["voxel_nm"]),
+                             tuple(int(n) for n in ps.shape))
+            prov = json.loads(f["provenance"].attrs["json"])
+            sdm = prov["config"]["sdm"]
+            m = int(round(sdm["cube_nm"] / sdm["voxel_nm"]))
+            return VoxelMap(grid, ps[:], g["window_count"][:], g["ion_count"][:], m ** 3, prov)
+        except (KeyError, ValueError, TypeError) as exc:   # a damaged or foreign file
+            raise InputError(path, f"scan file is incomplete or damaged ({exc})") from None
 
 
 def read_cubes(path) -> tuple[np.ndarray, np.ndarray]:
