@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: a synthetic Al-6.79Li-5.18Mg specimen (paper's alloy),
-# its SDMs inside a precipitate and in the matrix, a small synthetic dictionary on 2 ranks, and
-# the distributed scan with the shipped default model -> 1 nm voxel map of L1_2 probability.
+# its SDMs inside a precipitate and in the matrix, a small synthetic dictionary on 2 ranks, the
+# distributed scan with the shipped default model -> 1 nm voxel map of L1_2 probability, then
+# segmentation (CNN rule and isocomposition baseline), scoring against the known truth and the
+# report (index.html).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/demo}
@@ -33,5 +35,9 @@ PY
 "$BIN/mpiexec" -n "$RANKS" "$BIN/apt-cnn" simulate --counts 100 100 --out "$OUT/dictionary.h5" --overwrite
 "$BIN/mpiexec" -n "$RANKS" "$BIN/apt-cnn" scan "$OUT/specimen.pos" --range "$OUT/specimen.rrng" \
   --out "$OUT/scan.h5" --overwrite
+"$BIN/apt-cnn" segment "$OUT/scan.h5" --overwrite > /dev/null
+"$BIN/apt-cnn" score "$OUT/scan.h5" --truth "$OUT/specimen_truth.h5" --out "$OUT/score.json" --overwrite > /dev/null
+"$BIN/apt-cnn" report "$OUT/scan.h5" --out "$OUT/report" --score "$OUT/score.json" --overwrite > /dev/null
 echo "demo: outputs in $OUT: specimen.pos/.rrng/_truth.h5, sdm_*.png/.npz, dictionary.h5,"
-echo "      scan.h5 (/voxels/probability_sum, 0..64) and scan.xdmf (open in ParaView)"
+echo "      scan.h5 (voxel map and /precipitates), scan.xdmf (ParaView), score.json"
+echo "demo: report: $(cd "$OUT" && pwd)/report/index.html"
