@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from . import __version__
 from .errors import InputError
@@ -111,8 +112,23 @@ def cmd_train(args):
             or args.positive_weight <= 0:
         raise InputError(None, "--epochs, --batch and --folds must be >= 1, --test-fraction in [0, 1) "
                                "and --positive-weight > 0")
-    out = train(args, comm_world())
-    log.info("train: model in %s", out)
+    if args.members < 1:
+        raise InputError(None, "--members must be >= 1")
+    if args.members == 1:
+        out = train(args, comm_world())
+        log.info("train: model in %s", out)
+        return
+    from .model.ensemble import write_ensemble
+    base, seeds, names = Path(args.out), [], []
+    for k in range(args.members):   # one member after the other, each on all ranks
+        seeds.append(args.seed + k)
+        names.append(f"member_{k}")
+        member = {"seed": seeds[-1], "out": str(base / names[-1]),   # same split, other start and order
+                  "split_seed": args.seed if args.split_seed is None else args.split_seed}
+        train(argparse.Namespace(**{**vars(args), **member}), comm_world())
+    if _rank() == 0:
+        write_ensemble(base, names, seeds)
+    log.info("train: ensemble of %d members in %s", args.members, base)
 
 
 def cmd_extract(args):
@@ -264,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="loss weight of L1_2 maps relative to FCC (1 = the paper)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    s.add_argument("--split-seed", type=int, help="seed of the train/test split (default: --seed)")
+    s.add_argument("--members", type=int, default=1,
+                   help="train an ensemble: K members with seeds SEED..SEED+K-1 in OUT/member_k")
     s.add_argument("--skip-heldout", action="store_true", help="no held-out specimen evaluation")
     s.set_defaults(func=cmd_train)
 
@@ -296,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--range", required=True)
     s.add_argument("--out", required=True, help="SCAN.h5 (+ SCAN.xdmf for ParaView)")
     s.add_argument("--model", help="model directory (default: models/default)")
+    s.add_argument("--ensemble", type=int, default=1, metavar="K",
+                   help="use the first K members of an ensemble --model (train --members); "
+                        "writes /voxels/probability_sum_sd")
     s.add_argument("--config", help="YAML overriding configs/scan.yaml")
     s.add_argument("--drop-invalid", action="store_true")
     s.add_argument("--overwrite", action="store_true")

@@ -176,7 +176,7 @@ def reevaluate(model_dir, dictionary=None) -> dict:
     if settings != SDMSettings.from_dict(card["sdm"]):
         raise InputError(dictionary, "dictionary was made with other SDM settings than the model")
     tr = card["training"]
-    test_idx, _ = split(n, tr["seed"], tr["test_fraction"], tr["folds"])
+    test_idx, _ = split(n, tr.get("split_seed", tr["seed"]), tr["test_fraction"], tr["folds"])
     if tr.get("kinds", "all") != "all":
         test_idx = test_idx[np.isin(kinds_of_rows(f)[test_idx], tr["kinds"])]
     predictor = Predictor(load_model(model_dir))

@@ -87,6 +87,7 @@ def _summary(scan: Path, seg: dict, vm, score: dict | None) -> dict:
     s = {"scan": scan.name, "software_version": __version__, "scan_attributes": seg["scan_attrs"],
          "grid_shape": list(vm.grid.shape), "voxel_nm": vm.grid.voxel_nm, "origin_nm": list(vm.grid.origin_nm),
          "segment_config": seg["segment_config"], "comparison": seg["comparison"],
+         "uncertain_voxels": seg["segment_summary"].get("uncertain_voxels"),
          "model_sha256": vm.provenance.get("model_sha256"),
          "model_metrics": {k: v for k, v in card.get("metrics", {}).items() if not isinstance(v, (dict, list))},
          "input": vm.provenance.get("inputs", {})}

@@ -17,6 +17,7 @@ from ..errors import InputError
 from ..fileutil import check_output, sha256_file
 from ..io import read_ranges
 from ..model.card import check_settings, load_card, load_model
+from ..model.ensemble import combined_sha256, member_dirs
 from ..parallel import is_root, progress
 from ..parallel.mpi import configure_tensorflow
 from ..provenance import provenance
@@ -45,9 +46,10 @@ def scan_settings(config_path):
 def _prepare(args, comm):
     """Every check that can fail on bad input, made collectively before any heavy work."""
     cfg, settings = scan_settings(args.config)
-    model_dir = Path(args.model) if args.model else DEFAULT_MODEL
-    card = load_card(model_dir)
-    check_settings(card, settings, model_dir / "model_card.json")
+    model_dirs = member_dirs(Path(args.model) if args.model else DEFAULT_MODEL, args.ensemble)
+    cards = [load_card(d) for d in model_dirs]
+    for d, card in zip(model_dirs, cards):
+        check_settings(card, settings, d / "model_card.json")
     check_output(Path(args.out), args.overwrite)
     ranges = read_ranges(args.range)
     for sp in settings.pair:
@@ -55,13 +57,15 @@ def _prepare(args, comm):
             ranges.index(sp)
         except InputError as exc:
             raise InputError(args.range, exc.problem) from None
-    return cfg, settings, model_dir, card, ranges
+    return cfg, settings, model_dirs, cards, ranges
 
 
 def scan(args, comm):
     rank, size = comm.Get_rank(), comm.Get_size()
     t0 = time.time()
-    cfg, settings, model_dir, card, ranges = collective(comm, _prepare, args, comm)
+    cfg, settings, model_dirs, cards, ranges = collective(comm, _prepare, args, comm)
+    model_sha256 = combined_sha256([c["model_sha256"] for c in cards])
+    k_members = len(model_dirs)
     drop = bool(args.drop_invalid or cfg.get("drop_invalid", False))
     own = collective(comm, read_own_records, comm, args.input, drop)
     n_total = comm.allreduce(len(own))
@@ -84,13 +88,13 @@ def scan(args, comm):
     if rank == 0:
         hashes = {"input": sha256_file(args.input), "range": sha256_file(args.range)}
     hashes = comm.bcast(hashes)
-    meta = {"hashes": hashes, "model": card["model_sha256"], "sdm": settings.to_dict(),
+    meta = {"hashes": hashes, "model": model_sha256, "sdm": settings.to_dict(),
             "min_reference": cfg["min_reference"], "grid": [grid.origin_nm, grid.shape]}
     ckpt = Checkpoints(args.out, meta, comm)
 
     ox, oy, oz = grid.cube_origins(m, full=True)
     ncx, ncy, ncz = len(ox), len(oy), len(oz)
-    P = np.zeros((ncx, ncy, ncz), np.float64)     # cube probability (0 where not evaluated)
+    P = np.zeros((k_members, ncx, ncy, ncz), np.float64)   # cube probability per member (0: not evaluated)
     E = np.zeros((ncx, ncy, ncz), np.float64)     # 1 where evaluated
     R = np.zeros((ncx, ncy, ncz), np.float64)     # reference ions per cube
     my_layers = [int(k) for k in range(mine.k0, mine.k1)]
@@ -99,7 +103,7 @@ def scan(args, comm):
         if (k, k + 1) in done:
             d = np.load(done[(k, k + 1)])
             iz = k + (m - 1)
-            P[:, :, iz], E[:, :, iz], R[:, :, iz] = d["p"], d["e"], d["r"]
+            P[:, :, :, iz], E[:, :, iz], R[:, :, iz] = d["p"], d["e"], d["r"]
     todo = [k for k in my_layers if (k, k + 1) not in done]
     if len(todo) < len(my_layers):
         log.info("rank %d: %d of %d cube layers restored from %s", rank, len(my_layers) - len(todo),
@@ -116,7 +120,7 @@ def scan(args, comm):
 
     configure_tensorflow(comm)
     from ..model.predict import Predictor
-    predictor = Predictor(load_model(model_dir), batch=cfg["batch"])
+    predictors = [Predictor(load_model(d), batch=cfg["batch"]) for d in model_dirs]
     bar = progress(len(todo) * ncx * ncy, f"scan (rank 0 of {size})", comm, unit="cube")
     t_maps = t_inf = 0.0
     n_eval = 0
@@ -127,17 +131,17 @@ def scan(args, comm):
         nonlocal t_inf, n_eval
         t2 = time.time()
         maps = np.concatenate([mp for _, _, mp in pending]) if pending else np.zeros((0,))
-        p = predictor(maps) if len(maps) else np.zeros(0)
+        p = np.stack([predict(maps) if len(maps) else np.zeros(0) for predict in predictors])
         t_inf += time.time() - t2
         start = 0
         for kz, sel, mp in pending:
             iz = kz + (m - 1)
-            P[sel[:, 0], sel[:, 1], iz] = p[start:start + len(sel)]
+            P[:, sel[:, 0], sel[:, 1], iz] = p[:, start:start + len(sel)]
             E[sel[:, 0], sel[:, 1], iz] = 1
             R[:, :, iz] = n_ref_all[:, :, iz]
             start += len(sel)
             n_eval += len(sel)
-            ckpt.save(kz, kz + 1, p=P[:, :, iz], e=E[:, :, iz], r=R[:, :, iz])
+            ckpt.save(kz, kz + 1, p=P[:, :, :, iz], e=E[:, :, iz], r=R[:, :, iz])
             bar.update(ncx * ncy)
         pending.clear()
 
@@ -157,10 +161,13 @@ def scan(args, comm):
 
     P, E, R = (allreduce_array(comm, a) for a in (P, E, R))
     # voxel (i) is covered by cube origins i-m+1..i, i.e. P indices i..i+m-1
-    prob_sum, window = P, E
+    member_sums, window = P, E
     for axis, n in enumerate(grid.shape):
-        prob_sum = box_sum_axis(prob_sum, np.arange(n), m, axis)
+        member_sums = box_sum_axis(member_sums, np.arange(n), m, axis + 1)
         window = box_sum_axis(window, np.arange(n), m, axis)
+    voxels = {"probability_sum": member_sums.mean(axis=0).astype(np.float32)}
+    if k_members > 1:   # the spread of the members' voxel sums (sample sd)
+        voxels["probability_sum_sd"] = member_sums.std(axis=0, ddof=1).astype(np.float32)
     evaluated = np.argwhere(E > 0)
     skipped = int(np.count_nonzero((R > 0) & (E == 0)))
     timings = {"read_exchange_s": t_read, "maps_s": t_maps, "inference_s": t_inf,
@@ -172,20 +179,24 @@ def scan(args, comm):
         record = provenance({"scan": {k: v for k, v in cfg.items() if k != "_source"},
                              "sdm": settings.to_dict(), "drop_invalid": drop},
                             {"input": args.input, "range": args.range},
-                            model_sha256=card["model_sha256"], model_card=card, model_dir=str(model_dir.resolve()),
+                            model_sha256=model_sha256, model_card=cards[0], model_dir=str(model_dirs[0].resolve()),
                             n_ranks=size,
+                            ensemble=[{"model_dir": str(d.resolve()), "model_sha256": c["model_sha256"]}
+                                      for d, c in zip(model_dirs, cards)] if k_members > 1 else None,
                             timings_per_rank=timings,
                             decomposition=[s.__dict__ for s in slabs])
         write_scan(args.out, grid,
-                   {"probability_sum": prob_sum.astype(np.float32),
+                   {**voxels,
                     "window_count": np.rint(window).astype(np.uint8),
                     "ion_count": np.rint(ion_count).astype(np.uint32)},
                    {"origin_nm": (np.asarray(grid.origin_nm) + origins * grid.voxel_nm).astype(np.float32),
-                    "probability": P[tuple(evaluated.T)].astype(np.float32),
+                    "probability": P.mean(axis=0)[tuple(evaluated.T)].astype(np.float32),
+                    **({"probability_members": P[(slice(None), *evaluated.T)].T.astype(np.float32)}
+                       if k_members > 1 else {}),
                     "n_reference": R[tuple(evaluated.T)].astype(np.uint32)},
                    record, {"n_ions": n_total, "cubes_evaluated": len(evaluated),
                             "cubes_skipped_few_references": skipped, "n_ranks": size,
-                            "min_reference": cfg["min_reference"]},
+                            "min_reference": cfg["min_reference"], "ensemble_members": k_members},
                    overwrite=args.overwrite)
         log.info("scan: %d ions, %d cubes evaluated, %d skipped (< %d references) -> %s in %.1f s",
                  n_total, len(evaluated), skipped, cfg["min_reference"], args.out, time.time() - t0)

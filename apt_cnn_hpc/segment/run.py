@@ -5,6 +5,7 @@ boundary refinement), phase SDMs, written into the scan file atomically.
       voxel_label int32 [nx,ny,nz] (0 = matrix), radius_nm (n), centroid_nm (n,3), volume_nm3,
       n_voxels, ion_count, ion_count_per_species (n, species; attr species),
       composition_at_pct (n, elements; attr elements), touches_edge
+  /precipitates/uncertain   bool [nx,ny,nz] (ensemble scans): members disagree about the threshold
   /precipitates             attrs: comparison (JSON), config (JSON), provenance (JSON)
   /phase_sdm/<l12|fcc>/<pair>/zx [dz, dx], z [dz]; attrs n_reference, *_edges_nm
 """
@@ -45,6 +46,7 @@ def segment_config(path, threshold=None, connectivity=None, iso=None, refine=Non
     if refine is not None:
         cfg["refine"]["enabled"] = refine
     positive(cfg, "threshold", where)
+    positive(cfg, "uncertain_sigmas", where)
     if cfg["connectivity"] not in (1, 2, 3):
         raise InputError(where, f"connectivity must be 1, 2 or 3, got {cfg['connectivity']}")
     if int(positive(cfg, "min_voxels", where)) != cfg["min_voxels"]:
@@ -109,7 +111,7 @@ def _write_table(g, table: dict, labels, ion_names, elements):
 
 
 def write_segmentation(path: Path, tables, labels, sdms, settings: SDMSettings, ion_names, elements,
-                       attrs: dict):
+                       attrs: dict, uncertain=None):
     """A new scan file: everything of the old one but an earlier segmentation, plus the new groups;
     renamed over the original only when complete, so the scan is never half-updated."""
     with h5py.File(path, "r") as src, atomic_h5(path) as f:
@@ -131,6 +133,8 @@ def write_segmentation(path: Path, tables, labels, sdms, settings: SDMSettings, 
                 g.attrs["n_reference"] = n_ref
                 g.attrs["dz_dx_edges_nm"] = settings.zx_edges()
                 g.attrs["z_edges_nm"] = settings.z_edges()
+        if uncertain is not None:
+            p.create_dataset("uncertain", data=uncertain, compression="gzip", compression_opts=1)
 
 
 def _segmented(path) -> bool:
@@ -165,12 +169,19 @@ def segment(args) -> dict:
     except InputError as exc:
         raise InputError(data.range_path, exc.problem) from None
     summary = {"comparison": comparison(tables, masks)}
+    uncertain = vm.uncertain(cfg["threshold"], cfg["uncertain_sigmas"])
+    if uncertain is not None:
+        summary["uncertain_voxels"] = int(uncertain.sum())
+        summary["uncertain_voxels_labelled_l12"] = int((uncertain & masks["cnn"]).sum())
+        log.info("segment: %d voxels uncertain (%d of them labelled L1_2): ensemble members disagree "
+                 "within %.1f sd of the threshold", summary["uncertain_voxels"],
+                 summary["uncertain_voxels_labelled_l12"], cfg["uncertain_sigmas"])
     config = {k: v for k, v in cfg.items() if k != "_source"}
     record = provenance(config, {"scan": data.path, "input": data.input_path, "range": data.range_path},
                         model_sha256=vm.provenance.get("model_sha256"))
     write_segmentation(data.path, tables, labels, sdms, settings, data.ranges.ion_names, elements,
                        {"comparison": json.dumps(summary), "config": json.dumps(config),
-                        "provenance": json.dumps(record, default=str)})
+                        "provenance": json.dumps(record, default=str)}, uncertain)
     from ..report.figures import plot_comparison
     stem = data.path.with_suffix("")
     with atomic_output(f"{stem}_comparison.json") as tmp:

@@ -17,6 +17,7 @@ class VoxelMap:
     ion_count: np.ndarray
     full_window: int           # cubes covering an interior voxel (64 for 4 nm / 1 nm)
     provenance: dict = field(default_factory=dict)
+    probability_sum_sd: np.ndarray | None = None   # ensemble scans: sd of the members' sums
 
     @property
     def covered(self) -> np.ndarray:
@@ -29,6 +30,15 @@ class VoxelMap:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.window_count > 0,
                             self.probability_sum * self.full_window / self.window_count, np.nan)
+
+    def uncertain(self, threshold: float, sigmas: float) -> np.ndarray | None:
+        """Voxels whose members disagree about the side of the threshold: |mean - threshold| <
+        sigmas x sd, both scaled to a full window (None without an ensemble)."""
+        if self.probability_sum_sd is None:
+            return None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sd = self.probability_sum_sd * self.full_window / np.maximum(self.window_count, 1)
+        return self.covered & (np.abs(np.nan_to_num(self.scaled_sum(), nan=0.0) - threshold) < sigmas * sd)
 
     def mask(self, threshold: float) -> np.ndarray:
         s = self.scaled_sum()
@@ -51,7 +61,8 @@ def read_voxel_map(path) -> VoxelMap:
             prov = json.loads(f["provenance"].attrs["json"])
             sdm = prov["config"]["sdm"]
             m = int(round(sdm["cube_nm"] / sdm["voxel_nm"]))
-            return VoxelMap(grid, ps[:], g["window_count"][:], g["ion_count"][:], m ** 3, prov)
+            sd = g["probability_sum_sd"][:] if "probability_sum_sd" in g else None
+            return VoxelMap(grid, ps[:], g["window_count"][:], g["ion_count"][:], m ** 3, prov, sd)
         except (KeyError, ValueError, TypeError) as exc:   # a damaged or foreign file
             raise InputError(path, f"scan file is incomplete or damaged ({exc})") from None
 
