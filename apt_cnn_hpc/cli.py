@@ -226,6 +226,12 @@ def cmd_evaluate(args):
     log.info("evaluate: %s", {k: v for k, v in m.items() if k != "response"})
 
 
+def _moved_inputs(s):
+    """Stages that go back to the scan's reconstruction find it through the scan's provenance."""
+    s.add_argument("--input", help="the scan's reconstruction, if moved (checked by SHA-256)")
+    s.add_argument("--range", help="the scan's range file, if moved (checked by SHA-256)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="apt-cnn", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"apt-cnn-hpc {__version__}")
@@ -330,8 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--iso", metavar="EL:AT_PCT", help="isocomposition baseline, e.g. Li:8")
     s.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
                    help="also label boundary voxels by deconvolution (cnn_refined)")
-    s.add_argument("--input", help="the scan's reconstruction, if moved (checked by SHA-256)")
-    s.add_argument("--range", help="the scan's range file, if moved (checked by SHA-256)")
+    _moved_inputs(s)
     s.add_argument("--config", help="YAML overriding configs/segment.yaml")
     s.add_argument("--overwrite", action="store_true", help="replace an earlier segmentation")
     s.set_defaults(func=cmd_segment)
@@ -339,8 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="per-ion F1 (with the oracle's), detection and radius error vs truth")
     s.add_argument("scan", help="segmented SCAN.h5")
     s.add_argument("--truth", required=True, help="ground truth HDF5 of `apt-cnn specimen` (PREFIX_truth.h5)")
-    s.add_argument("--input", help="the scan's reconstruction, if moved (checked by SHA-256)")
-    s.add_argument("--range", help="the scan's range file, if moved (checked by SHA-256)")
+    _moved_inputs(s)
     s.add_argument("--out", help="also write the scores to this JSON file")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_score)
