@@ -10,7 +10,7 @@ OUT=${OUT:-out/demo}
 RANKS=${RANKS:-2}
 mkdir -p "$OUT"
 BIN=.venv/bin
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 export OMPI_MCA_rmaps_base_oversubscribe=1 PRTE_MCA_rmaps_default_mapping_policy=:oversubscribe
 
 "$BIN/apt-cnn" specimen --out "$OUT/specimen" --overwrite
