@@ -114,6 +114,8 @@ def cmd_train(args):
                                "and --positive-weight > 0")
     if args.members < 1:
         raise InputError(None, "--members must be >= 1")
+    if args.split_seed is None:   # every member of an ensemble keeps the one split
+        args.split_seed = args.seed
     if args.members == 1:
         out = train(args, comm_world())
         log.info("train: model in %s", out)
@@ -123,8 +125,7 @@ def cmd_train(args):
     for k in range(args.members):   # one member after the other, each on all ranks
         seeds.append(args.seed + k)
         names.append(f"member_{k}")
-        member = {"seed": seeds[-1], "out": str(base / names[-1]),   # same split, other start and order
-                  "split_seed": args.seed if args.split_seed is None else args.split_seed}
+        member = {"seed": seeds[-1], "out": str(base / names[-1])}   # same split, other start and order
         train(argparse.Namespace(**{**vars(args), **member}), comm_world())
     if _rank() == 0:
         write_ensemble(base, names, seeds)

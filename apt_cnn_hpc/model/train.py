@@ -118,8 +118,7 @@ def train(args, comm):
     for (ef, es, _), path in zip(extras, args.extra or []):
         if es != settings:
             raise InputError(path, "extra maps were made with other SDM settings than the dictionary")
-    split_seed = args.seed if args.split_seed is None else args.split_seed
-    test_idx, parts = split(n, split_seed, args.test_fraction, args.folds)
+    test_idx, parts = split(n, args.split_seed, args.test_fraction, args.folds)
     if args.kinds:  # train and test on some kinds of dictionary rows only
         from .evaluate import kinds_of_rows
         keep = np.isin(kinds_of_rows(f), args.kinds)
@@ -234,7 +233,7 @@ def _finish(args, f, settings, test_idx, results, best, lr, size, seconds, ckpt_
         "dictionary": {"path": str(args.dictionary), "sha256": sha256_file(args.dictionary),
                        "maps": int(f["maps"].shape[0])},
         "extra": [{"path": str(p), "sha256": sha256_file(p)} for p in (args.extra or [])],
-        "training": {"seed": args.seed, "split_seed": args.seed if args.split_seed is None else args.split_seed,
+        "training": {"seed": args.seed, "split_seed": args.split_seed,
                      "epochs": args.epochs, "batch_per_rank": args.batch,
                      "ranks": size, "learning_rate_base": args.lr, "learning_rate": lr,
                      "lr_scaling": "linear in ranks", "optimizer": "RMSprop",

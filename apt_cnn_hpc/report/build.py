@@ -50,7 +50,7 @@ def _read_segmented(path: Path) -> dict:
     return out
 
 
-def _figure_list(scan: Path, out: Path, seg: dict, vm) -> list:
+def _figure_list(out: Path, seg: dict, vm) -> list:
     """Write every figure into `out`; returns (file, caption) pairs."""
     threshold = seg["segment_config"]["threshold"]
     made = []
@@ -148,7 +148,7 @@ def build_report(scan, out, score_path=None, overwrite: bool = False) -> Path:
         except (OSError, ValueError):
             raise InputError(score_path, "not a readable JSON file from `apt-cnn score`") from None
     with atomic_directory(out, overwrite) as tmp:
-        made = _figure_list(scan, tmp, seg, vm)
+        made = _figure_list(tmp, seg, vm)
         summary = _summary(scan, seg, vm, score)
         summary["figures"] = [f for f, _ in made]
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=_jsonable))

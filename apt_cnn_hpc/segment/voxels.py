@@ -24,21 +24,24 @@ class VoxelMap:
         """Voxels under at least one evaluated cube."""
         return self.window_count > 0
 
+    def _to_full_window(self, a: np.ndarray) -> np.ndarray:
+        """Per-voxel sums scaled to a full window (NaN where no cube was evaluated)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.window_count > 0, a * self.full_window / self.window_count, np.nan)
+
     def scaled_sum(self) -> np.ndarray:
         """Sums scaled to a full window, so edge voxels covered by fewer evaluated cubes compare
         with the same threshold (NaN where no cube was evaluated)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.window_count > 0,
-                            self.probability_sum * self.full_window / self.window_count, np.nan)
+        return self._to_full_window(self.probability_sum)
 
     def uncertain(self, threshold: float, sigmas: float) -> np.ndarray | None:
         """Voxels whose members disagree about the side of the threshold: |mean - threshold| <
         sigmas x sd, both scaled to a full window (None without an ensemble)."""
         if self.probability_sum_sd is None:
             return None
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sd = self.probability_sum_sd * self.full_window / np.maximum(self.window_count, 1)
-        return self.covered & (np.abs(np.nan_to_num(self.scaled_sum(), nan=0.0) - threshold) < sigmas * sd)
+        with np.errstate(invalid="ignore"):   # NaN (uncovered) compares False
+            return self.covered & (np.abs(self.scaled_sum() - threshold)
+                                   < sigmas * self._to_full_window(self.probability_sum_sd))
 
     def mask(self, threshold: float) -> np.ndarray:
         s = self.scaled_sum()
