@@ -150,6 +150,7 @@ YAML_CASES = [  # stage, extra args before --config, YAML, what the message name
     ("simulate", ["--counts", 2, 2], "efficiency: [0.5, 1.5]\n", "efficiency"),
     ("scan", [], "sdm: {voxel_nm: 8.0}\n", "stride cannot exceed the cube"),
     ("scan", [], "min_reference: -3\n", "min_reference"),
+    ("scan", [], "precision: float16\n", "precision must be one of float32, bfloat16"),
     ("scan", [], "sdm: {pair: [Xx, Al]}\n", "other SDM settings"),   # the model's check comes first
     ("scan", [], "sdm: {cube_nm: -4}\n", "cube_nm"),
     ("sdm", [], "pair: [Al, Xx]\n", "species 'Xx'"),

@@ -14,15 +14,16 @@ def prepare(maps_uint8) -> np.ndarray:
     return x[..., None]
 
 
-def build_model(bins: int = 150):
+def build_model(bins: int = 150, compute: str = "float32"):
+    """`compute`: a Keras dtype policy for every layer but the output (always float32)."""
     import keras
     from keras import layers
     inp = keras.Input((bins, bins, 1), name="zx_sdm")
     x = inp
     for n in FILTERS:
-        x = layers.Conv2D(n, 3, activation="relu", padding="valid")(x)
-        x = layers.MaxPooling2D(2)(x)
-    x = layers.Flatten()(x)
-    x = layers.Dense(512, activation="relu")(x)
-    out = layers.Dense(1, activation="sigmoid", name="p_l12")(x)
+        x = layers.Conv2D(n, 3, activation="relu", padding="valid", dtype=compute)(x)
+        x = layers.MaxPooling2D(2, dtype=compute)(x)
+    x = layers.Flatten(dtype=compute)(x)
+    x = layers.Dense(512, activation="relu", dtype=compute)(x)
+    out = layers.Dense(1, activation="sigmoid", name="p_l12", dtype="float32")(x)
     return keras.Model(inp, out, name="li2021_cnn")

@@ -5,16 +5,18 @@ A rank that owns cube z-origins [k0, k1) needs reference atoms in voxel layers k
 partners up to the neighbour radius beyond them: the halo is (cube - stride) + radius.
 """
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
 from mpi4py import MPI
 
-from ..parallel.mpi import allreduce_array
+from ..parallel.mpi import allreduce_array, collective
 from ..io import Ions, ion_record_range, read_ions
 from ..io.ions import FORMATS
 from ..io.posfile import count_records
-from ..sdm import VoxelGrid
+from ..errors import InputError
+from ..sdm import VoxelGrid, cube_counts
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +100,24 @@ def exchange(comm, ions: Ions, slabs: list) -> Ions:
                    [recv, (recv_counts, rdispl), MPI.FLOAT])
     recv = recv.reshape(-1, 4)
     return Ions(np.ascontiguousarray(recv[:, :3]), np.ascontiguousarray(recv[:, 3]))
+
+
+def distribute(comm, path, drop_invalid: bool, settings):
+    """Read, decompose and exchange: (ions in the file, global grid, slabs, this rank's ions with
+    halo, ion count per voxel of the whole grid, seconds per phase)."""
+    t = [time.perf_counter()]
+    own = collective(comm, read_own_records, comm, path, drop_invalid)
+    n_total = comm.allreduce(len(own))
+    if n_total == 0:
+        raise InputError(path, "no ions")
+    t.append(time.perf_counter())
+    grid = global_grid(comm, own, settings.voxel_nm)
+    slabs = balance(comm, own, grid, settings.cube_voxels, settings.neighbour_radius_nm)
+    t.append(time.perf_counter())
+    local = exchange(comm, own, slabs)
+    t.append(time.perf_counter())
+    # ion count per voxel from the ions each rank read (each ion exactly once)
+    ion_count = allreduce_array(comm, cube_counts(grid, grid.index(own.xyz.astype(np.float64)), 1, full=False))
+    t.append(time.perf_counter())
+    phases = dict(zip(("read_s", "decompose_s", "exchange_s", "ion_count_s"), np.diff(t).tolist()))
+    return n_total, grid, slabs, local, ion_count, phases

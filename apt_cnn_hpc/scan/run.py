@@ -18,6 +18,7 @@ from ..fileutil import check_output, sha256_file
 from ..io import read_ranges
 from ..model.card import check_settings, load_card, load_model
 from ..model.ensemble import combined_sha256, member_dirs
+from ..model.predict import PRECISIONS, Predictor
 from ..parallel import is_root, progress
 from ..parallel.mpi import configure_tensorflow
 from ..provenance import provenance
@@ -26,7 +27,7 @@ from ..sdm.normalise import to_uint8
 from ..sdm.voxel import box_sum_axis
 from .checkpoint import Checkpoints
 from ..parallel.mpi import allreduce_array, collective
-from .decompose import balance, exchange, global_grid, read_own_records
+from .decompose import distribute
 from .output import write_scan
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ def scan_settings(config_path):
     settings = SDMSettings.from_dict(sdm, where)
     cfg["min_reference"] = int(positive(cfg, "min_reference", where, allow_zero=True))
     cfg["batch"] = int(positive(cfg, "batch", where))
+    cfg["precision"] = str(cfg.get("precision", "float32"))
+    if cfg["precision"] not in PRECISIONS:
+        raise InputError(where, f"precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
     return cfg, settings
 
 
@@ -60,6 +64,19 @@ def _prepare(args, comm):
     return cfg, settings, model_dirs, cards, ranges
 
 
+def cube_inputs(local, ranges, settings: SDMSettings, grid):
+    """What the cube maps of one rank need: the partner index, reference positions and ids, and
+    the reference count of every cube position of the global grid."""
+    labels = ranges.label(local.mq)
+    pos = local.xyz.astype(np.float64)
+    ids = np.arange(len(pos))
+    is_ref = labels == ranges.index(settings.pair[0])
+    is_part = labels == ranges.index(settings.pair[1])
+    index = PartnerIndex(pos[is_part], ids[is_part], settings)
+    ref_pos, ref_ids = pos[is_ref], ids[is_ref]
+    return index, ref_pos, ref_ids, cube_counts(grid, grid.index(ref_pos), settings.cube_voxels, full=True)
+
+
 def scan(args, comm):
     rank, size = comm.Get_rank(), comm.Get_size()
     t0 = time.time()
@@ -67,19 +84,9 @@ def scan(args, comm):
     model_sha256 = combined_sha256([c["model_sha256"] for c in cards])
     k_members = len(model_dirs)
     drop = bool(args.drop_invalid or cfg.get("drop_invalid", False))
-    own = collective(comm, read_own_records, comm, args.input, drop)
-    n_total = comm.allreduce(len(own))
-    if n_total == 0:
-        raise InputError(args.input, "no ions")
-    grid = global_grid(comm, own, settings.voxel_nm)
-    m = settings.cube_voxels
-    slabs = balance(comm, own, grid, m, settings.neighbour_radius_nm)
+    n_total, grid, slabs, local, ion_count, phases = distribute(comm, args.input, drop, settings)
     mine = slabs[rank]
-    local = exchange(comm, own, slabs)
-    # ion count per voxel from the ions each rank read (each ion exactly once)
-    vox_own = grid.index(own.xyz.astype(np.float64))
-    ion_count = allreduce_array(comm, cube_counts(grid, vox_own, 1, full=False))
-    del own, vox_own
+    m = settings.cube_voxels
     t_read = time.time() - t0
     log.info("rank %d: cube z-origins [%d, %d), %d ions with halo (weight %.0f), grid %s, %.1f s",
              rank, mine.k0, mine.k1, len(local), mine.weight, grid.shape, t_read)
@@ -89,7 +96,8 @@ def scan(args, comm):
         hashes = {"input": sha256_file(args.input), "range": sha256_file(args.range)}
     hashes = comm.bcast(hashes)
     meta = {"hashes": hashes, "model": model_sha256, "sdm": settings.to_dict(),
-            "min_reference": cfg["min_reference"], "grid": [grid.origin_nm, grid.shape]}
+            "min_reference": cfg["min_reference"], "precision": cfg["precision"],
+            "grid": [grid.origin_nm, grid.shape]}
     ckpt = Checkpoints(args.out, meta, comm)
 
     ox, oy, oz = grid.cube_origins(m, full=True)
@@ -109,18 +117,10 @@ def scan(args, comm):
         log.info("rank %d: %d of %d cube layers restored from %s", rank, len(my_layers) - len(todo),
                  len(my_layers), ckpt.dir)
 
-    labels = ranges.label(local.mq)
-    is_ref = labels == ranges.index(settings.pair[0])
-    is_part = labels == ranges.index(settings.pair[1])
-    pos = local.xyz.astype(np.float64)
-    ids = np.arange(len(pos))
-    index = PartnerIndex(pos[is_part], ids[is_part], settings)
-    ref_pos, ref_ids = pos[is_ref], ids[is_ref]
-    n_ref_all = cube_counts(grid, grid.index(ref_pos), m, full=True)
+    index, ref_pos, ref_ids, n_ref_all = cube_inputs(local, ranges, settings, grid)
 
     configure_tensorflow(comm)
-    from ..model.predict import Predictor
-    predictors = [Predictor(load_model(d), batch=cfg["batch"]) for d in model_dirs]
+    predictors = [Predictor(load_model(d), batch=cfg["batch"], precision=cfg["precision"]) for d in model_dirs]
     bar = progress(len(todo) * ncx * ncy, f"scan (rank 0 of {size})", comm, unit="cube")
     t_maps = t_inf = 0.0
     n_eval = 0
@@ -170,7 +170,7 @@ def scan(args, comm):
         voxels["probability_sum_sd"] = member_sums.std(axis=0, ddof=1).astype(np.float32)
     evaluated = np.argwhere(E > 0)
     skipped = int(np.count_nonzero((R > 0) & (E == 0)))
-    timings = {"read_exchange_s": t_read, "maps_s": t_maps, "inference_s": t_inf,
+    timings = {"read_exchange_s": t_read, **phases, "maps_s": t_maps, "inference_s": t_inf,
                "total_s": time.time() - t0, "cubes_evaluated": n_eval, "ions_with_halo": len(local),
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     timings = comm.gather(timings)
