@@ -223,7 +223,7 @@ def cmd_reprocess(args):
 
 def cmd_evaluate(args):
     from .model.evaluate import reevaluate
-    m = reevaluate(args.model, args.dictionary)
+    m = reevaluate(args.model, args.dictionary, args.validation)
     log.info("evaluate: %s", {k: v for k, v in m.items() if k != "response"})
 
 
@@ -291,11 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--members", type=int, default=1,
                    help="train an ensemble: K members with seeds SEED..SEED+K-1 in OUT/member_k")
     s.add_argument("--skip-heldout", action="store_true", help="no held-out specimen evaluation")
+    s.add_argument("--validation", help="dictionary of another seed whose pure maps set the operating "
+                                        "threshold (default: W / (W + 1) of --positive-weight)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="recompute a model's card metrics (test split, held-out specimens)")
     s.add_argument("--model", required=True, help="model directory")
     s.add_argument("--dictionary", help="default: the one named in the model card")
+    s.add_argument("--validation", help="dictionary setting the operating threshold (default: the card's)")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("extract", help="labelled maps at given cubes of a reconstruction (case 2)")

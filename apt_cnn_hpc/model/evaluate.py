@@ -64,6 +64,48 @@ def decision_threshold(positive_weight: float) -> float:
     return positive_weight / (positive_weight + 1.0)
 
 
+def best_threshold(scores, labels) -> float:
+    """The cut that classifies (scores, labels) best; among equally good cuts the one with the
+    widest gap to its neighbouring scores in logit space (the largest margin)."""
+    p = np.clip(np.asarray(scores, np.float64), 1e-7, 1 - 1e-7)
+    order = np.argsort(np.log(p) - np.log1p(-p), kind="stable")
+    z = (np.log(p) - np.log1p(-p))[order]
+    y = np.asarray(labels, bool)[order]
+    # cut i puts the i lowest scores on the FCC side: correct = FCC below + L1_2 at or above
+    correct = np.concatenate([[0], np.cumsum(~y)]) + np.concatenate([np.cumsum(y[::-1])[::-1], [0]])
+    edges = np.concatenate([[z[0] - 1.0], z, [z[-1] + 1.0]])
+    gap = edges[1:] - edges[:-1]
+    best = np.flatnonzero(correct == correct.max())
+    i = best[np.argmax(gap[best])]
+    return float(1.0 / (1.0 + np.exp(-(edges[i] + edges[i + 1]) / 2)))
+
+
+def validation_threshold(predictor, path) -> tuple:
+    """(threshold, record): the operating threshold chosen on the pure FCC and L1_2 maps of a
+    separate validation dictionary (another seed), never on the test split it is then used on.
+    A model trained on mixed maps with weighted L1_2 loss has no natural threshold on pure maps."""
+    from ..fileutil import sha256_file
+    from .dataset import open_maps, read_rows
+    f, _, _ = open_maps(path)
+    with f:
+        idx = np.flatnonzero(np.isin(kinds_of_rows(f), ("fcc", "l12")))
+        maps, labels = read_rows(f, idx)
+    p = predictor(maps)
+    thr = best_threshold(p, labels == 1)
+    acc = float(np.mean((p >= thr) == (labels == 1)))
+    log.info("operating threshold %.6f from %d validation maps of %s (accuracy there %.4f)",
+             thr, len(idx), path, acc)
+    return thr, {"path": str(path), "sha256": sha256_file(path), "maps": int(len(idx)),
+                 "accuracy": acc}
+
+
+def operating_threshold(predictor, validation, positive_weight: float) -> tuple:
+    """From a validation dictionary when there is one, else W / (W + 1)."""
+    if validation:
+        return validation_threshold(predictor, validation)
+    return decision_threshold(positive_weight), None
+
+
 def test_split_metrics(predictor, f, test_idx, threshold: float = 0.5) -> dict:
     """Accuracy on the test rows at `threshold`: on pure FCC and L1_2 maps (the paper's measure)
     and, apart, on mixed maps (labelled by a threshold on the L1_2 share, ambiguous near it)."""
@@ -159,9 +201,10 @@ def evaluate_heldout(predictor, settings, out_dir=None, threshold: float = 0.5) 
     return metrics
 
 
-def reevaluate(model_dir, dictionary=None) -> dict:
+def reevaluate(model_dir, dictionary=None, validation=None) -> dict:
     """Recompute a model's metrics (test split of its dictionary, held-out specimens) and write
-    them into its card: after case-2 retraining, or when the evaluation itself improved."""
+    them into its card: after case-2 retraining, or when the evaluation itself improved. The
+    operating threshold comes from `validation` or the one named in the card."""
     import json
     from pathlib import Path
 
@@ -180,9 +223,11 @@ def reevaluate(model_dir, dictionary=None) -> dict:
     if tr.get("kinds", "all") != "all":
         test_idx = test_idx[np.isin(kinds_of_rows(f)[test_idx], tr["kinds"])]
     predictor = Predictor(load_model(model_dir))
-    thr = decision_threshold(float(tr.get("positive_weight", 1.0)))
+    validation = validation or (card.get("metrics", {}).get("decision_threshold_validation") or {}).get("path")
+    thr, record = operating_threshold(predictor, validation, float(tr.get("positive_weight", 1.0)))
     with f:
         metrics = test_split_metrics(predictor, f, test_idx, thr)
+    metrics["decision_threshold_validation"] = record
     metrics.update(evaluate_heldout(predictor, settings, model_dir, thr))
     card["metrics"] = {**card.get("metrics", {}), **metrics}
     card.pop("model_sha256", None)

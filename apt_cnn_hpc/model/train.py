@@ -211,13 +211,14 @@ def _finish(args, f, settings, test_idx, results, best, lr, size, seconds, ckpt_
 
     import keras
 
-    from .evaluate import decision_threshold, evaluate_heldout, test_split_metrics
+    from .evaluate import evaluate_heldout, operating_threshold, test_split_metrics
     from .predict import Predictor
     out = Path(args.out)
     model = keras.models.load_model(ckpt_dir / best["checkpoint"], compile=False)
     predictor = Predictor(model)
-    thr = decision_threshold(args.positive_weight)
+    thr, record = operating_threshold(predictor, args.validation, args.positive_weight)
     metrics = test_split_metrics(predictor, f, test_idx, thr)
+    metrics["decision_threshold_validation"] = record
     if len(results) > 1:
         metrics["cv_val_accuracy"] = [r["final_val_accuracy"] for r in results]
         metrics["cv_val_accuracy_mean"] = float(np.mean(metrics["cv_val_accuracy"]))
