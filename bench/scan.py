@@ -114,6 +114,7 @@ def run(cmd, env):
 
 
 FULL_IONS = 45e6
+DENSITY = 1_199_230 / (30 * 30 * 40)   # ions per nm^3 of the default specimen
 # the tip of --full: apex radius 20 nm, 3 degree half angle; height chosen for the ion count
 FULL_TIP = {"top_radius_nm": 20.0, "half_angle_deg": 3.0}
 
@@ -197,11 +198,12 @@ def scaling_model(measured: dict, n_ions: float, height_nm: float, ranks=(2, 16,
     rows = measured["ranks"]
     n2 = measured["ions"]
     cubes = sum(r["cube_maps"] for r in rows)
-    map_rate = np.mean([r["maps_per_s"] for r in rows])
+    layers = sum(r["k1"] - r["k0"] for r in rows)
+    per_layer_s, per_cube_s = map_costs(rows)
     inf_rate = np.mean([r["inference_maps_per_s"] for r in rows])
     read_rate = np.mean([n2 / len(rows) / max(r["read_s"], 1e-6) for r in rows])
     xch_rate = np.mean([r["ions_with_halo"] / max(r["exchange_s"], 1e-6) for r in rows])
-    own_ions = n2 / len(rows)
+    index_rate = np.mean([r["ions_with_halo"] / max(r["index_s"], 1e-6) for r in rows])
     # memory per rank = imports and model + what grows with its ions (measured before the maps)
     # + the streamed window of voxel-layer maps (grows with the tip's cross-section, not with P)
     base = max(r["rss_model_loaded_mb"] for r in rows)
@@ -216,14 +218,29 @@ def scaling_model(measured: dict, n_ions: float, height_nm: float, ranks=(2, 16,
         c = cubes * n_ions / n2 / p
         t = {"ranks": p, "slab_nm": round(slab, 2), "ions_with_halo_per_rank": int(with_halo),
              "read_s": round(n_ions / p / read_rate, 1), "exchange_s": round(with_halo / xch_rate, 1),
-             "maps_s": round(c / map_rate, 1), "inference_s": round(c / inf_rate, 1)}
+             "index_s": round(with_halo / index_rate, 1),
+             "maps_s": round(layers / p * per_layer_s + c * per_cube_s, 1), "inference_s": round(c / inf_rate, 1)}
         t["total_s"] = round(sum(v for k, v in t.items() if k.endswith("_s")), 1)
         t["peak_rss_mb"] = int(base + mem_per_ion * with_halo + window_mb)
         out.append(t)
     return {"assumptions": SCALING_ASSUMPTIONS,
-            "own_ions_measured": int(own_ions), "map_rate_per_rank": round(map_rate, 1),
+            "own_ions_measured": int(n2 / len(rows)), "map_s_per_layer": round(per_layer_s, 3),
+            "map_cubes_per_s_per_rank": round(1 / per_cube_s, 1),
             "inference_rate_per_rank": round(inf_rate, 1), "mb_per_ion_with_halo": round(mem_per_ion * 1e6) / 1e6,
             "map_window_mb": round(window_mb), "predicted": out}
+
+
+def map_costs(rows) -> tuple:
+    """(seconds per cube layer, seconds per cube) of the map stage: a layer costs box sums over
+    the whole x-y grid whether or not its voxels hold ions, a cube its own pairs. Fitted to the
+    ranks' (layers, cubes, time) when they differ enough to separate the two; else all per cube."""
+    a = np.array([[r["k1"] - r["k0"], r["cube_maps"]] for r in rows], float)
+    y = np.array([r["maps_s"] for r in rows])
+    if len(rows) >= 2 and np.linalg.cond(a / a.max(axis=0)) < 1e2:
+        coef = np.linalg.lstsq(a, y, rcond=None)[0]
+        if np.all(coef > 0):
+            return float(coef[0]), float(coef[1])
+    return 0.0, float(y.sum() / a[:, 1].sum())
 
 
 def full(fraction: float, sample: int):
@@ -232,8 +249,7 @@ def full(fraction: float, sample: int):
     n_ions = FULL_IONS * fraction
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as d:
         d = Path(d)
-        density = 1_199_230 / (30 * 30 * 40)   # the default specimen's ions per nm^3
-        h = tip_height(n_ions, density)
+        h = tip_height(n_ions, DENSITY)
         (d / "tip.yaml").write_text(json.dumps({"shape": "cone", "cone": {**FULL_TIP, "height_nm": h}}))
         t_gen = run(cli + ["specimen", "--config", str(d / "tip.yaml"), "--out", str(d / "s"), "--seed", "45"],
                     env)
@@ -249,7 +265,7 @@ def full(fraction: float, sample: int):
                                    "generation_peak_rss_mb": round(gen_rss)},
                       "run_2_ranks": {"wall_s": round(wall, 1), "grid": measured["grid"],
                                       "per_rank": measured["ranks"]},
-                      "scaling_model_45M": scaling_model(measured, FULL_IONS, tip_height(FULL_IONS, density))},
+                      "scaling_model_45M": scaling_model(measured, FULL_IONS, tip_height(FULL_IONS, DENSITY))},
                      indent=2))
 
 
@@ -265,12 +281,17 @@ def main():
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--fraction", type=float, default=1.0, help="--full: share of the 45 M ions")
     ap.add_argument("--sample", type=int, default=4096, help="--full: maps per rank for inference")
+    ap.add_argument("--scaling", metavar="FULL.json", help="redo the scaling model of a saved --full output")
     ap.add_argument("--worker", nargs=2, metavar=("POS", "RRNG"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         return worker(*a.worker, a.sample)
     if a.full:
         return full(a.fraction, a.sample)
+    if a.scaling:
+        saved = json.loads(Path(a.scaling).read_text())
+        measured = {"ions": saved["specimen"]["ions"], "ranks": saved["run_2_ranks"]["per_rank"]}
+        return print(json.dumps(scaling_model(measured, FULL_IONS, tip_height(FULL_IONS, DENSITY)), indent=2))
     size = a.size or (20.0 if a.quick else 44.0)
     env = bench_env()
     bindir = Path(sys.executable).parent
