@@ -126,9 +126,9 @@ def test_score_reports_the_oracle_beside_every_f1(segmented):
     print({k: round(m["f1_over_oracle"], 3) for k, m in score["methods"].items()})
 
 
-@pytest.mark.xfail(strict=True, reason="the default model switches to L1_2 only at ~12 % L1_2 share of a cube "
-                   "(model card response), so the sum-above-62 rule misses most precipitates with r < 2 nm "
-                   "and shrinks the rest; measured in docs/segmentation.md")
+@pytest.mark.xfail(strict=True, reason="the default model switches to L1_2 only at ~12-15 % L1_2 share of a "
+                   "cube (model card response), so the sum-above-62 rule misses most precipitates with "
+                   "r < 2 nm and shrinks the rest (82 % detected, radius -20 %); docs/segmentation.md")
 def test_cnn_finds_precipitates_at_their_size(segmented):
     cnn = segmented["score"]["methods"]["cnn"]
     print({k: cnn[k] for k in ("detection_rate_r_ge_1.5nm", "mean_radius_truth_nm", "mean_radius_found_nm",
@@ -151,8 +151,8 @@ def test_isocomposition_fails_on_same_composition_domains(same_composition):
     assert iso["f1_over_oracle"] <= 0.2
 
 
-@pytest.mark.xfail(strict=True, reason="0.71 x oracle measured on a 30 nm same-composition specimen: the "
-                   "default model misses the small domains (see test_cnn_finds_precipitates_at_their_size)")
+@pytest.mark.xfail(strict=True, reason="0.62 x oracle measured on a 30 nm same-composition specimen: the "
+                   "default model misses the domains below r = 3 nm (see test_cnn_finds_precipitates_at_their_size)")
 def test_cnn_finds_same_composition_domains(same_composition):
     cnn = same_composition["score"]["methods"]["cnn"]
     print(f"CNN F1 {cnn['f1']:.3f} = {cnn['f1_over_oracle']:.2f} x oracle")
