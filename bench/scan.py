@@ -152,13 +152,13 @@ def worker(pos, rng_path, sample: int):
     index, ref_pos, ref_ids, n_ref = cube_inputs(local, read_ranges(rng_path), settings, grid)
     t_index = time.perf_counter() - t1
     rss_index = current_rss_mb()
-    m, mine = settings.cube_voxels, slabs[rank]
-    n_sel = int((n_ref[:, :, mine.k0 + m - 1:mine.k1 + m - 1] >= max(cfg["min_reference"], 1)).sum())
+    m, mine, min_ref = settings.cube_voxels, slabs[rank], max(cfg["min_reference"], 1)
+    n_sel = int((n_ref[:, :, mine.k0 + m - 1:mine.k1 + m - 1] >= min_ref).sum())
     every = max(1, n_sel // sample)
     kept, n_maps, t1 = [], 0, time.perf_counter()
     layers = list(range(mine.k0, mine.k1))
     for kz, maps in cube_maps_by_layer(index, ref_pos, ref_ids, grid, m, full=True, z_origins=layers):
-        sel = np.argwhere(n_ref[:, :, kz + m - 1] >= max(cfg["min_reference"], 1))
+        sel = np.argwhere(n_ref[:, :, kz + m - 1] >= min_ref)
         pick = sel[(n_maps + np.arange(len(sel))) % every == 0]
         kept.append(to_uint8(maps[pick[:, 0], pick[:, 1]]))
         n_maps += len(sel)

@@ -14,6 +14,13 @@ def prepare(maps_uint8) -> np.ndarray:
     return x[..., None]
 
 
+def logit(p) -> np.ndarray:
+    """Log-odds of output probabilities, clipped so that float32 outputs of exactly 0 or 1 stay
+    finite: thresholds and response curves of the sigmoid output are compared in this space."""
+    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
 def build_model(bins: int = 150, compute: str = "float32"):
     """`compute`: a Keras dtype policy for every layer but the output (always float32)."""
     import keras

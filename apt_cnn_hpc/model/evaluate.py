@@ -10,6 +10,7 @@ import numpy as np  # noqa: E402
 from scipy.stats import rankdata  # noqa: E402
 
 from ..config import load_config, merge  # noqa: E402
+from .cnn import logit  # noqa: E402
 from ..crystal.specimen import make_specimen  # noqa: E402
 from ..sdm.cubes import all_cube_maps  # noqa: E402
 
@@ -67,10 +68,9 @@ def decision_threshold(positive_weight: float) -> float:
 def best_threshold(scores, labels) -> float:
     """The cut that classifies (scores, labels) best; among equally good cuts the one with the
     widest gap to its neighbouring scores in logit space (the largest margin)."""
-    p = np.clip(np.asarray(scores, np.float64), 1e-7, 1 - 1e-7)
-    order = np.argsort(np.log(p) - np.log1p(-p), kind="stable")
-    z = (np.log(p) - np.log1p(-p))[order]
-    y = np.asarray(labels, bool)[order]
+    z = logit(scores)
+    order = np.argsort(z, kind="stable")
+    z, y = z[order], np.asarray(labels, bool)[order]
     # cut i puts the i lowest scores on the FCC side: correct = FCC below + L1_2 at or above
     correct = np.concatenate([[0], np.cumsum(~y)]) + np.concatenate([np.cumsum(y[::-1])[::-1], [0]])
     edges = np.concatenate([[z[0] - 1.0], z, [z[-1] + 1.0]])

@@ -58,11 +58,12 @@ class Slab:
     weight: float    # ions in its reference layers
 
 
-def balance(comm, ions: Ions, grid: VoxelGrid, m: int, radius: float) -> list:
-    """Contiguous ranges of cube z-origins with about equal ion counts in their reference layers."""
+def balance(comm, vox: np.ndarray, grid: VoxelGrid, m: int, radius: float) -> list:
+    """Contiguous ranges of cube z-origins with about equal ion counts in their reference layers
+    (`vox`: voxel indices of the ions this rank read)."""
     size = comm.Get_size()
     nz = grid.shape[2]
-    kz = np.clip(grid.index(ions.xyz.astype(np.float64))[:, 2], 0, nz - 1)
+    kz = np.clip(vox[:, 2], 0, nz - 1)
     layer = allreduce_array(comm, np.bincount(kz, minlength=nz).astype(np.float64))
     origins = np.arange(-(m - 1), nz)
     c = np.concatenate([[0.0], np.cumsum(layer)])
@@ -112,12 +113,13 @@ def distribute(comm, path, drop_invalid: bool, settings):
         raise InputError(path, "no ions")
     t.append(time.perf_counter())
     grid = global_grid(comm, own, settings.voxel_nm)
-    slabs = balance(comm, own, grid, settings.cube_voxels, settings.neighbour_radius_nm)
+    vox = grid.index(own.xyz.astype(np.float64))
+    slabs = balance(comm, vox, grid, settings.cube_voxels, settings.neighbour_radius_nm)
     t.append(time.perf_counter())
     local = exchange(comm, own, slabs)
     t.append(time.perf_counter())
     # ion count per voxel from the ions each rank read (each ion exactly once)
-    ion_count = allreduce_array(comm, cube_counts(grid, grid.index(own.xyz.astype(np.float64)), 1, full=False))
+    ion_count = allreduce_array(comm, cube_counts(grid, vox, 1, full=False))
     t.append(time.perf_counter())
     phases = dict(zip(("read_s", "decompose_s", "exchange_s", "ion_count_s"), np.diff(t).tolist()))
     return n_total, grid, slabs, local, ion_count, phases

@@ -11,11 +11,7 @@ from scipy import ndimage, sparse
 from scipy.optimize import lsq_linear
 
 from ..errors import InputError
-
-
-def _logit(p):
-    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
-    return np.log(p) - np.log1p(-p)
+from ..model.cnn import logit
 
 
 def share_from_probability(prob: np.ndarray, response: dict) -> np.ndarray:
@@ -26,9 +22,9 @@ def share_from_probability(prob: np.ndarray, response: dict) -> np.ndarray:
     if len(frac) < 3:
         raise InputError(None, "boundary refinement needs the model card's response curve "
                                "(metrics.response); evaluate the model with `apt-cnn evaluate`")
-    y = np.maximum.accumulate(_logit(med))
+    y = np.maximum.accumulate(logit(med))
     keep = np.concatenate([[True], np.diff(y) > 1e-9])   # strictly increasing for interpolation
-    return np.interp(_logit(prob), y[keep], frac[keep])
+    return np.interp(logit(prob), y[keep], frac[keep])
 
 
 def refine_mask(plain: np.ndarray, covered: np.ndarray, cube_vox: np.ndarray, prob: np.ndarray, m: int,
