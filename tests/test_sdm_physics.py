@@ -4,6 +4,7 @@ import pytest
 
 from apt_cnn_hpc.crystal import load_structure
 from apt_cnn_hpc.crystal.block import BlockParams, simulate_block
+from apt_cnn_hpc.crystal.detector import Instrument
 from apt_cnn_hpc.sdm import PartnerIndex, SDMSettings
 from apt_cnn_hpc.sdm.analysis import dominant_period, relative_amplitude
 
@@ -14,7 +15,7 @@ SUPER = A / np.sqrt(2)      # 0.2864 nm
 
 def z_sdm(structure, rng, sigma_z=0.02, pole=(0, 1, 1), species="Al"):
     s = SDMSettings()
-    pos, spec, names, _ = simulate_block(structure, BlockParams(0.3, sigma_z, 0.6, pole=pole), 4.0, rng)
+    pos, spec, names, _ = simulate_block(structure, BlockParams(Instrument(0.6, 0.3, sigma_z), pole=pole), 4.0, rng)
     sel = spec == names.index(species)
     ids = np.arange(len(pos))
     ref = sel & np.all(np.abs(pos) < 2.5, axis=1)

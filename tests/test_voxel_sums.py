@@ -3,6 +3,7 @@ import numpy as np
 
 from apt_cnn_hpc.crystal import load_structure
 from apt_cnn_hpc.crystal.block import BlockParams, simulate_block
+from apt_cnn_hpc.crystal.detector import Instrument
 from apt_cnn_hpc.sdm import PartnerIndex, SDMSettings, VoxelGrid, cube_maps_by_layer, naive_cube_map
 
 
@@ -26,7 +27,7 @@ def test_kernel_equals_brute_force(rng):
 
 def test_voxel_sum_cubes_equal_naive_cubes():
     s = SDMSettings()
-    pos, spec, names, _ = simulate_block(load_structure("l12_al3limg"), BlockParams(0.3, 0.03, 0.5),
+    pos, spec, names, _ = simulate_block(load_structure("l12_al3limg"), BlockParams(Instrument(0.5, 0.3, 0.03)),
                                       3.5, np.random.default_rng(2))
     al = spec == names.index("Al")
     ids = np.arange(len(pos))

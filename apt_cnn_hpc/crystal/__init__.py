@@ -2,7 +2,7 @@
 from .structure import Structure, load_structure
 from .orientation import orientation_matrix
 from .lattice import lattice_sites
-from .detector import apply_noise, apply_efficiency
+from .detector import Instrument, apply_efficiency, apply_noise
 
 __all__ = ["Structure", "load_structure", "orientation_matrix", "lattice_sites",
-           "apply_noise", "apply_efficiency"]
+           "Instrument", "apply_noise", "apply_efficiency"]

@@ -1,23 +1,27 @@
 """A small simulated reconstruction of one crystal: what one library map is made from."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .detector import apply_efficiency, apply_noise, draw_species
+from .detector import Instrument, draw_species
 from .lattice import lattice_sites
-from .orientation import orientation_matrix
+from .orientation import axis_rotation, orientation_matrix
 from .structure import Structure
 
 
 @dataclass
 class BlockParams:
-    sigma_xy_nm: float
-    sigma_z_nm: float
-    efficiency: float
+    instrument: Instrument = field(default_factory=Instrument)
     azimuth_deg: float = 0.0
-    tilt_deg: float = 0.0
+    rotation_deg: float = 0.0      # the paper's in-plane map rotation (about y), done on the atoms
     pole: tuple = (0, 1, 1)
     x_direction: tuple = (1, 0, 0)
+
+    def rotation(self) -> np.ndarray:
+        inst = self.instrument
+        a = np.radians(inst.pole_tilt_azimuth_deg)
+        tilt = axis_rotation((-np.sin(a), np.cos(a), 0.0), inst.pole_tilt_deg)
+        return tilt @ orientation_matrix(self.pole, self.x_direction, self.azimuth_deg, self.rotation_deg)
 
 
 @dataclass
@@ -31,31 +35,42 @@ class Inclusion:
 
 def simulate_block(structure: Structure, p: BlockParams, half_size_nm: float, rng,
                    inclusion: Inclusion | None = None):
-    """Atoms of `structure` in the cube [-h, h)^3 after rotation, noise and random deletion.
+    """Atoms of `structure` in the cube [-h, h)^3 after rotation and the instrument's artefacts.
 
-    The lattice is generated in a margin of 3 sigma around the cube so that noise moves atoms
-    in and out of it as in a real reconstruction. Sites inside `inclusion` (judged on their true
-    positions) take the inclusion's species. Returns (positions [n,3], species index [n],
-    species names, in_inclusion [n] bool).
+    The lattice is generated in a margin around the cube so that noise moves atoms in and out of
+    it as in a real reconstruction. Sites inside `inclusion` (judged on their true positions)
+    take the inclusion's species; the instrument's interface magnification acts about its centre.
+    Background ions (the instrument's fraction of the detected atoms) sit at random positions
+    with species drawn from the detected ones: background that falls into the ranges (the worst
+    case for a map). Curved planes are left out: over a block their slope is a small tilt.
+    Returns (positions [n,3], species index [n], species names, in_inclusion [n] bool).
     """
-    rot = orientation_matrix(p.pole, p.x_direction, p.azimuth_deg, p.tilt_deg)
-    margin = 3 * max(p.sigma_xy_nm, p.sigma_z_nm)
+    inst = p.instrument
+    margin = 3 * max(inst.sigma_xy_nm, inst.sigma_z_nm) \
+        + (abs(inst.interface_magnification - 1) * inclusion.radius_nm if inclusion is not None else 0.0)
     h = half_size_nm
+    lo, hi = np.full(3, -h - margin), np.full(3, h + margin)
+    lo[2], hi[2] = min(lo[2], -h / inst.z_scale - margin), max(hi[2], h / inst.z_scale + margin)
     # a random origin shift so that the cube does not always start on the same lattice site
     shift = rng.random(3) * structure.a_nm
-    pos, basis, frac = lattice_sites(structure.sites, structure.a_nm, rot, [-h - margin] * 3,
-                                     [h + margin] * 3, origin_nm=shift)
+    pos, basis, frac = lattice_sites(structure.sites, structure.a_nm, p.rotation(), lo, hi, origin_nm=shift)
     names = list(structure.species)
     if inclusion is not None:
         names += [s for s in inclusion.structure.species if s not in names]
     spec = draw_species(structure.sublattice[basis], structure.occupancy, names, rng)
     inside = np.zeros(len(pos), bool)
+    centres = radii = None
     if inclusion is not None:
         inside = np.sum((pos - inclusion.centre_nm) ** 2, axis=1) < inclusion.radius_nm ** 2
         sub = inclusion.structure.site_sublattice(frac[inside], inclusion.variant)
         spec[inside] = draw_species(sub, inclusion.structure.occupancy, names, rng)
-    keep = apply_efficiency(len(pos), p.efficiency, rng)
-    pos = apply_noise(pos[keep], p.sigma_xy_nm, p.sigma_z_nm, rng)
-    spec, inside = spec[keep], inside[keep]
+        centres, radii = inclusion.centre_nm[None], np.array([inclusion.radius_nm])
+    keep, pos = inst.detect(pos, rng, centres, radii)
     ok = np.all((pos >= -h) & (pos < h), axis=1)
-    return pos[ok], spec[ok], names, inside[ok]
+    pos, spec, inside = pos[ok], spec[keep][ok], inside[keep][ok]
+    n_bg = rng.poisson(inst.background_fraction * len(pos)) if inst.background_fraction > 0 else 0
+    if n_bg:
+        pos = np.concatenate([pos, rng.uniform(-h, h, (n_bg, 3))])
+        spec = np.concatenate([spec, spec[rng.integers(0, len(spec), n_bg)]])
+        inside = np.concatenate([inside, np.zeros(n_bg, bool)])
+    return pos, spec, names, inside

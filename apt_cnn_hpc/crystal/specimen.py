@@ -1,21 +1,24 @@
-"""Synthetic reconstructions with known precipitates: for demos, tests and held-out evaluation.
+"""Synthetic reconstructions with known precipitates: for demos, tests, held-out evaluation and
+the accuracy benchmark.
 
 A coherent FCC matrix with spherical ordered precipitates (L1_2 by default) in random
-translational variants, seen along a pole with the detector's noise and efficiency, plus
-background ions; written as POS + RRNG + a ground-truth HDF5 file.
+translational variants, seen along a pole through the instrument model of `detector.Instrument`
+(efficiency, resolution, tilted pole, curved planes, depth-scale error, interface magnification,
+background ions); written as POS + RRNG + a ground-truth HDF5 file. The truth of an ion is where
+its atom sat, whatever the reconstruction did to its position.
 """
+import dataclasses
 import logging
 from dataclasses import dataclass
 
-import h5py
 import numpy as np
 
 from ..config import positive, value_range
 from ..errors import InputError
-from ..fileutil import atomic_output
+from ..contracts.truth import write_truth
 from ..io import RangeTable, write_pos, write_rrng
-from ..provenance import provenance, write_h5_provenance
-from .detector import apply_efficiency, apply_noise, draw_species
+from ..provenance import provenance
+from .detector import Instrument, draw_species
 from .lattice import lattice_sites
 from .orientation import orientation_matrix
 from .structure import Structure, load_structure
@@ -168,21 +171,19 @@ def make_specimen(cfg: dict):
     rng = np.random.default_rng(int(cfg.get("seed", 0)))
     shape = _shape(cfg)
     matrix, prec = _phases(cfg, load_structure(cfg["matrix"]), load_structure(cfg["precipitate"]))
-    det = cfg["detector"]
-    eff = positive(det, "efficiency", "specimen config")
-    if eff > 1:
-        raise InputError("specimen config", f"detector efficiency must be <= 1, got {eff}")
-    sxy = positive(det, "sigma_xy_nm", "specimen config", allow_zero=True)
-    sz = positive(det, "sigma_z_nm", "specimen config", allow_zero=True)
+    inst = Instrument.from_dict(cfg.get("detector", {}), "specimen config detector")
     rot = orientation_matrix(cfg.get("pole", (0, 1, 1)), cfg.get("x_direction", (1, 0, 0)),
-                             float(cfg.get("azimuth_deg", 0.0)))
+                             float(cfg.get("azimuth_deg", 0.0)), inst.pole_tilt_deg, inst.pole_tilt_azimuth_deg)
     centres, radii = _place_precipitates(shape, cfg["precipitates"], rng)
     variants = rng.integers(0, len(prec.variants), len(radii))
     names = matrix.species + [s for s in prec.species if s not in matrix.species]
     ms, peaks = _mass_model(cfg, names)
     xyz, spec, pid = [], [], []
-    margin = 4 * max(sxy, sz)
-    lo, hi = shape.lo() - margin, shape.hi() + margin
+    # true positions that noise, magnification, curved planes or the depth scale may bring inside
+    reach = 4 * max(inst.sigma_xy_nm, inst.sigma_z_nm) + abs(inst.interface_magnification - 1) * radii.max(initial=0)
+    sag = (shape.size[0] ** 2 + shape.size[1] ** 2) / (8 * inst.curvature_radius_nm) if inst.curvature_radius_nm else 0
+    lo, hi = shape.lo() - reach, shape.hi() + reach
+    lo[2], hi[2] = shape.lo()[2] / inst.z_scale - sag - reach, shape.hi()[2] / inst.z_scale + reach
     for z0 in np.arange(lo[2], hi[2], SLAB_NM):
         slo, shi = lo.copy(), hi.copy()
         slo[2], shi[2] = z0, min(z0 + SLAB_NM, hi[2])
@@ -195,8 +196,8 @@ def make_specimen(cfg: dict):
             p[inside] = k + 1
             subl = prec.site_sublattice(frac[inside], int(variants[k]))
             s[inside] = draw_species(subl, prec.occupancy, names, rng)
-        keep = apply_efficiency(len(pos), eff, rng)
-        pos = apply_noise(pos[keep], sxy, sz, rng)
+        nearby = np.flatnonzero((centres[:, 2] + 4 * radii > slo[2]) & (centres[:, 2] - 4 * radii < shi[2]))
+        keep, pos = inst.detect(pos, rng, centres[nearby], radii[nearby])
         s, p = s[keep], p[keep]
         ok = shape.inside(pos)
         xyz.append(pos[ok])
@@ -204,7 +205,7 @@ def make_specimen(cfg: dict):
         pid.append(p[ok])
     xyz, spec, pid = np.concatenate(xyz), np.concatenate(spec), np.concatenate(pid)
     mq = _draw_mq(names, spec, ms, peaks, rng)
-    n_bg = int(round(float(cfg.get("background_fraction", 0.0)) * len(xyz)))
+    n_bg = int(round(inst.background_fraction * len(xyz)))
     bg_xyz = shape.lo() + rng.random((n_bg * 3, 3)) * shape.size
     bg_xyz = bg_xyz[shape.inside(bg_xyz)][:n_bg]
     lo_da, hi_da = value_range(ms, "background_da", "specimen config", lo=0)
@@ -227,6 +228,7 @@ def make_specimen(cfg: dict):
         "matrix_composition": matrix.composition(),
         "precipitate_composition": prec.composition(),
         "precipitate_structure": prec.name,
+        "instrument": dataclasses.asdict(inst),
     }
 
 
@@ -235,22 +237,5 @@ def write_specimen(spec: dict, prefix, cfg: dict, overwrite: bool = True):
     pos_path, rng_path, truth_path = f"{prefix}.pos", f"{prefix}.rrng", f"{prefix}_truth.h5"
     write_pos(pos_path, spec["xyz"], spec["mq"], overwrite)
     write_rrng(rng_path, spec["ranges"], overwrite)
-    with atomic_output(truth_path, overwrite) as tmp:
-        with h5py.File(tmp, "w") as f:
-            g = f.create_group("ions")
-            g.create_dataset("precipitate_id", data=spec["precipitate_id"], compression="gzip")
-            g.create_dataset("is_background", data=spec["is_background"], compression="gzip")
-            g.create_dataset("species", data=spec["species_true"], compression="gzip")
-            g.attrs["species_names"] = spec["species_names"]
-            g.attrs["doc"] = ("per ion, in POS order: precipitate_id 0 = matrix, k >= 1 = "
-                              "precipitate k (by true position); is_background = random noise ion")
-            p = f.create_group("precipitates")
-            p.create_dataset("centre_nm", data=spec["centres"])
-            p.create_dataset("radius_nm", data=spec["radii"])
-            p.create_dataset("variant", data=spec["variants"])
-            p.attrs["structure"] = spec["precipitate_structure"]
-            p.attrs["composition"] = str(spec["precipitate_composition"])
-            f.attrs["matrix_composition"] = str(spec["matrix_composition"])
-            f.attrs["n_ions"] = len(spec["mq"])
-            write_h5_provenance(f, provenance(cfg, {"pos": pos_path}))
+    write_truth(truth_path, spec, provenance(cfg, {"pos": pos_path}), overwrite)
     return pos_path, rng_path, truth_path
