@@ -1,22 +1,13 @@
 """Cut labelled maps at given cubes of any reconstruction, with the +-1 degree augmentation.
 
-Output schema (X.h5, usable with `train --extra`):
-  /maps uint8 [N, bins, bins], /labels uint8 [N] (0 FCC, 1 L1_2),
-  /params/x0_nm, y0_nm, z0_nm (cube lower corner), tilt_deg, n_reference;
-  attrs schema = apt-cnn-hpc/extract/1, sdm_settings; /provenance.
+Written as an extract file (contracts/dictionary.py), usable with `train --extra`; its params are
+x0_nm, y0_nm, z0_nm (cube lower corner), tilt_deg, n_reference.
 """
-import json
-
-import h5py
 import numpy as np
 
 from ..errors import InputError
-from ..fileutil import atomic_output
-from ..provenance import write_h5_provenance
 from ..sdm import PartnerIndex, SDMSettings, species_mask
 from ..sdm.normalise import to_uint8
-
-SCHEMA = "apt-cnn-hpc/extract/1"
 
 
 def read_cube_list(path) -> np.ndarray:
@@ -54,7 +45,8 @@ def _tilt_about_y(pos, centre, deg):
 
 def extract_maps(xyz, labels, names, settings: SDMSettings, cubes: np.ndarray, augment: int,
                  max_tilt_deg: float = 1.0):
-    """Maps [n_cubes * augment] with tilts spread evenly over +-max_tilt_deg (0 for augment 1)."""
+    """Maps [n_cubes * augment] with tilts spread evenly over +-max_tilt_deg (0 for augment 1),
+    and their params (name -> [n] values)."""
     is_ref = species_mask(labels, names, settings.pair[0])
     is_part = species_mask(labels, names, settings.pair[1])
     ids = np.arange(len(xyz))
@@ -75,17 +67,5 @@ def extract_maps(xyz, labels, names, settings: SDMSettings, cubes: np.ndarray, a
             zx, _ = index.histograms(r_pos, ids[ref], np.zeros(len(ref), np.int64), 1)
             maps.append(to_uint8(zx[0]))
             params.append((*lo, t, len(ref)))
-    return np.asarray(maps), np.asarray(params, float)
-
-
-def write_extract(out, maps, params, label: int, settings: SDMSettings, prov: dict, overwrite):
-    with atomic_output(out, overwrite) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("maps", data=maps, compression="lzf")
-            f.create_dataset("labels", data=np.full(len(maps), label, np.uint8))
-            g = f.create_group("params")
-            for k, name in enumerate(("x0_nm", "y0_nm", "z0_nm", "tilt_deg", "n_reference")):
-                g.create_dataset(name, data=params[:, k].astype(np.float32))
-            f.attrs["schema"] = SCHEMA
-            f.attrs["sdm_settings"] = json.dumps(settings.to_dict())
-            write_h5_provenance(f, prov)
+    columns = np.asarray(params, float).reshape(-1, 5).T
+    return np.asarray(maps), dict(zip(("x0_nm", "y0_nm", "z0_nm", "tilt_deg", "n_reference"), columns))

@@ -1,39 +1,43 @@
 """Generate the dictionary: one simulated crystal block per map, histogrammed like a scan cube.
 
 Map i draws its parameters from its own random stream (seed, i), so the file is the same for any
-number of ranks. Schema (DICTIONARY.h5):
-  /maps            uint8 [N, bins, bins]   zx-SDM [dz, dx], scaled by sdm.normalise.to_uint8
-  /labels          uint8 [N]               0 = FCC, 1 = L1_2
-Kinds, in this order: fcc, l12, then mixed (an FCC cube cut by an L1_2 sphere, labelled L1_2
-when at least `mixed.l12_threshold` of its reference atoms lie in the sphere, FCC when at most
-`mixed.fcc_below`; the sphere is redrawn for shares in between). This shapes the response of the
-CNN to partly covered cubes, which decides how well the scan sees boundaries.
-  /params/<name>   float32 [N]             every generation parameter of each map
-  attrs: schema, library_config (JSON), sdm_settings (JSON); /provenance
+number of ranks; the file's layout is contracts/dictionary.py.
+
+Kinds, in this order: fcc, l12, then mixed (an FCC cube cut by an L1_2 sphere). With
+`mixed.target: share` (the default library) a mixed map's target is the share of its reference
+atoms inside the sphere, so a model trained on it predicts that share: a calibrated probability
+that a reference ion drawn from the cube is in L1_2. With `target: threshold` (the Table 1
+config) it is labelled L1_2 when at least `mixed.l12_threshold` of its references lie in the
+sphere, FCC when at most `mixed.fcc_below`; the sphere is redrawn for shares in between.
+Acquisition parameters (efficiency, resolution, tilt, depth scale, background, interface
+magnification) are drawn from ranges that may differ per class only when the config says so
+(the paper's Table 1 does for sigma_z: a shortcut a model learns, see docs/accuracy.md).
 """
-import json
 import logging
 
-import h5py
 import numpy as np
 
 from ..config import value_range
 from ..crystal import load_structure
 from ..crystal.block import BlockParams, Inclusion, simulate_block
+from ..crystal.detector import Instrument
 from ..errors import InputError
-from ..fileutil import atomic_output
+from ..contracts.dictionary import dictionary_writer
 from ..parallel import is_root, progress
 from ..parallel.mpi import collective
-from ..provenance import provenance, write_h5_provenance
+from ..provenance import provenance
 from ..sdm import PartnerIndex, SDMSettings
 from ..sdm.normalise import to_uint8
 
 log = logging.getLogger(__name__)
 LABELS = {"fcc": 0, "l12": 1}
 KINDS = ("fcc", "l12", "mixed")
+# instrument artefacts beyond the paper's: absent from a config = the value in brackets
+EXTRA_ACQUISITION = {"pole_tilt_deg": 0.0, "pole_tilt_azimuth_deg": 0.0, "z_scale": 1.0,
+                     "background_fraction": 0.0, "interface_magnification": 1.0}
 PARAMS = ("sigma_xy_nm", "sigma_z_nm", "efficiency", "azimuth_deg", "rotation_deg",
-          "solute_li", "solute_mg", "corner_al", "n_reference", "n_pairs", "l12_fraction")
-SCHEMA = "apt-cnn-hpc/dictionary/1"
+          "solute_li", "solute_mg", "corner_al", "n_reference", "n_pairs", "l12_fraction",
+          *EXTRA_ACQUISITION)
 
 
 class LibrarySpec:
@@ -50,8 +54,10 @@ class LibrarySpec:
             self.azimuth = value_range(cfg, "azimuth_deg", where)
             self.rotation = value_range(cfg, "rotation_deg", where, -45, 45)
             self.efficiency = value_range(cfg, "efficiency", where, 0.01, 1.0)
-            self.sigma_xy = {k: value_range(cfg["sigma_xy_nm"], k, where, 0) for k in LABELS}
-            self.sigma_z = {k: value_range(cfg["sigma_z_nm"], k, where, 0) for k in LABELS}
+            self.sigma_xy = _per_class(cfg, "sigma_xy_nm", where)
+            self.sigma_z = _per_class(cfg, "sigma_z_nm", where)
+            self.extra = {k: value_range(cfg, k, where) if k in cfg else (v, v)
+                          for k, v in EXTRA_ACQUISITION.items()}
             self.solute = {el: value_range(cfg["fcc_solute_at_pct"], el, where, 0, 50)
                            for el in cfg["fcc_solute_at_pct"]}
             self.corner_al = value_range(cfg, "l12_corner_al", where, 0, 1)
@@ -60,10 +66,20 @@ class LibrarySpec:
             self.mixed_threshold = float(mixed.get("l12_threshold", 0.02))
             self.mixed_fcc_below = float(mixed.get("fcc_below", 0.0))
             self.mixed_radius = value_range(mixed, "radius_nm", where, 0.1) if mixed else (0.5, 4.0)
+            self.mixed_target = str(mixed.get("target", "threshold"))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(where, f"missing or malformed setting {exc}") from None
         if any(v < 0 for v in self.counts.values()) or sum(self.counts.values()) == 0:
             raise InputError(where, f"counts must be >= 0 and not all zero, got {self.counts}")
+        if self.mixed_target not in ("share", "threshold"):
+            raise InputError(where, f"mixed.target must be 'share' or 'threshold', got '{self.mixed_target}'")
+        Instrument(**{k: hi for k, (lo, hi) in self.extra.items()}).check(where)
+        Instrument(**{k: lo for k, (lo, hi) in self.extra.items()}).check(where)
+
+    @property
+    def class_independent(self) -> bool:
+        """Every acquisition range the same for FCC and L1_2 (no shortcut for a model to learn)."""
+        return self.sigma_xy["fcc"] == self.sigma_xy["l12"] and self.sigma_z["fcc"] == self.sigma_z["l12"]
 
     @property
     def total(self) -> int:
@@ -76,6 +92,15 @@ class LibrarySpec:
             if i < edge:
                 return k
         raise IndexError(i)
+
+
+def _per_class(cfg: dict, key: str, where) -> dict:
+    """A [min, max] range for both classes, or {fcc: [..], l12: [..]} (the paper's Table 1)."""
+    v = cfg.get(key)
+    if isinstance(v, dict):
+        return {k: value_range(v, k, where, 0) for k in LABELS}
+    r = value_range(cfg, key, where, 0)
+    return {k: r for k in LABELS}
 
 
 def _fcc_with_solute(spec: LibrarySpec, rng, p: dict):
@@ -105,8 +130,11 @@ def _partly_ordered_l12(spec: LibrarySpec, rng, p: dict):
 
 
 def simulate_map(spec: LibrarySpec, settings: SDMSettings, i: int):
-    """Map i of the dictionary: (uint8 map [bins, bins], label, params dict)."""
+    """Map i of the dictionary: (uint8 map [bins, bins], label, target, params dict)."""
     rng = np.random.default_rng([spec.seed, i])
+    # the artefacts beyond Table 1 come from a stream of their own, so a config without them
+    # makes exactly the maps it made before they existed
+    extra_rng = np.random.default_rng([spec.seed, i, 1])
     kind = spec.kind_of(i)
     u = lambda lohi: float(rng.uniform(*lohi))  # noqa: E731
     sz = spec.sigma_z[kind] if kind != "mixed" else (min(spec.sigma_z["fcc"][0], spec.sigma_z["l12"][0]),
@@ -115,9 +143,12 @@ def simulate_map(spec: LibrarySpec, settings: SDMSettings, i: int):
     p = {"sigma_xy_nm": u(sxy), "sigma_z_nm": u(sz), "efficiency": u(spec.efficiency),
          "azimuth_deg": u(spec.azimuth), "rotation_deg": u(spec.rotation), "solute_li": 0.0,
          "solute_mg": 0.0, "corner_al": 0.0}
+    p.update({k: float(extra_rng.uniform(lo, hi)) for k, (lo, hi) in spec.extra.items()})
+    if kind != "mixed":
+        p["interface_magnification"] = 1.0     # no interface in a pure map
     half_cube = settings.cube_nm / 2
-    bp = BlockParams(p["sigma_xy_nm"], p["sigma_z_nm"], p["efficiency"], p["azimuth_deg"],
-                     p["rotation_deg"], spec.pole, spec.x_direction)
+    inst = Instrument(**{k: p[k] for k in ("efficiency", "sigma_xy_nm", "sigma_z_nm", *EXTRA_ACQUISITION)})
+    bp = BlockParams(inst, p["azimuth_deg"], p["rotation_deg"], spec.pole, spec.x_direction)
     if kind == "fcc":
         zx, n_ref, _ = _block_map(_fcc_with_solute(spec, rng, p), bp, None, settings, rng)
         p["l12_fraction"], label = 0.0, LABELS["fcc"]
@@ -127,18 +158,19 @@ def simulate_map(spec: LibrarySpec, settings: SDMSettings, i: int):
     else:
         st = _fcc_with_solute(spec, rng, p)
         ordered = _partly_ordered_l12(spec, rng, p)
-        for _ in range(50):  # redraw the sphere until the cube is clearly one class or the other
+        for _ in range(50):  # threshold target: redraw until the cube is clearly one class or the other
             r = u(spec.mixed_radius)
             centre = rng.uniform(-half_cube - r * 0.8, half_cube + r * 0.8, 3)
             inc = Inclusion(ordered, centre, r, int(rng.integers(len(ordered.variants))))
             zx, n_ref, frac = _block_map(st, bp, inc, settings, rng)
-            if not spec.mixed_fcc_below < frac < spec.mixed_threshold:
+            if spec.mixed_target == "share" or not spec.mixed_fcc_below < frac < spec.mixed_threshold:
                 break
         p["l12_fraction"] = frac
-        label = int(frac >= spec.mixed_threshold)
+        label = int(frac >= (0.5 if spec.mixed_target == "share" else spec.mixed_threshold))
     p["n_reference"] = float(n_ref)
     p["n_pairs"] = float(zx.sum())
-    return to_uint8(zx), label, p
+    target = p["l12_fraction"] if kind == "mixed" and spec.mixed_target == "share" else float(label)
+    return to_uint8(zx), label, target, p
 
 
 def _block_map(st, bp: BlockParams, inclusion, settings: SDMSettings, rng):
@@ -161,38 +193,24 @@ def simulate_dictionary(cfg: dict, settings: SDMSettings, out, comm=None, overwr
     """Write the dictionary to `out`; every rank computes a share, rank 0 writes."""
     spec = collective(comm, LibrarySpec, cfg) if comm is not None else LibrarySpec(cfg)
     rank, size = (comm.Get_rank(), comm.Get_size()) if comm is not None else (0, 1)
-    n, b = spec.total, settings.map_bins
+    n = spec.total
     block = spec.chunk * size
     bar = progress(n, "simulate", comm, unit="map")
 
-    def produce(f):
+    def produce(write):
         for start in range(0, n, block):
             mine = range(start + rank, min(start + block, n), size)
             local = [(i,) + simulate_map(spec, settings, i) for i in mine]
             gathered = comm.gather(local, root=0) if comm is not None else [local]
-            if f is not None:
-                for i, img, lab, p in (x for part in gathered for x in part):
-                    f["maps"][i] = img
-                    f["labels"][i] = lab
-                    for k in PARAMS:
-                        f["params"][k][i] = p[k]
+            if write is not None:
+                for row in (x for part in gathered for x in part):
+                    write(*row)
             bar.update(min(block, n - start))
 
     if is_root(comm):
-        with atomic_output(out, overwrite) as tmp:
-            with h5py.File(tmp, "w") as f:
-                f.create_dataset("maps", (n, b, b), dtype=np.uint8, chunks=(min(32, n), b, b),
-                                 compression="lzf")
-                f.create_dataset("labels", (n,), dtype=np.uint8)
-                g = f.create_group("params")
-                for k in PARAMS:
-                    g.create_dataset(k, (n,), dtype=np.float32)
-                f.attrs["schema"] = SCHEMA
-                f.attrs["library_config"] = json.dumps(cfg)
-                f.attrs["sdm_settings"] = json.dumps(settings.to_dict())
-                produce(f)
-                write_h5_provenance(f, provenance({"library": cfg, "sdm": settings.to_dict()},
-                                                  n_ranks=size))
+        record = provenance({"library": cfg, "sdm": settings.to_dict()}, n_ranks=size)
+        with dictionary_writer(out, n, settings, PARAMS, cfg, record, overwrite) as write:
+            produce(write)
     else:
         produce(None)
     bar.close()
