@@ -2,6 +2,7 @@
 import copy
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -77,3 +78,52 @@ def value_range(cfg: dict, key: str, where: str = "config", lo=None, hi=None) ->
         raise InputError(where, f"setting '{key}' = [{a}, {b}] must be ordered and within "
                                 f"[{lo}, {hi}]")
     return a, b
+
+
+def assign(cfg: dict, assignments, where: str = "--set") -> dict:
+    """A copy of `cfg` with KEY.SUBKEY=VALUE assignments applied (VALUE read as YAML)."""
+    out = copy.deepcopy(cfg)
+    for text in assignments or ():
+        key, sep, value = str(text).partition("=")
+        path = [k for k in key.strip().split(".") if k]
+        if not sep or not path:
+            raise InputError(where, f"expected KEY.SUBKEY=VALUE, got '{text}'")
+        node = out
+        for k in path[:-1]:
+            if not isinstance(node.get(k), dict):
+                raise InputError(where, f"'{key}' does not name a setting (no section '{k}')")
+            node = node[k]
+        try:
+            node[path[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise InputError(where, f"cannot read the value of '{text}'") from None
+    return out
+
+
+@dataclass
+class SegmentConfig:
+    """configs/segment.yaml + a user YAML + --set assignments, checked: which methods run with which
+    parameters (each method checks its own), which one is the default."""
+    default: str
+    methods: dict              # method name -> parameters
+    uncertain_sigmas: float
+    phase_sdm: dict
+    where: str
+
+    @classmethod
+    def load(cls, path=None, assignments=()) -> "SegmentConfig":
+        cfg = assign(load_config("segment", path), assignments)
+        where = cfg.pop("_source", "configs/segment.yaml")
+        if not isinstance(cfg.get("methods"), dict) or not cfg["methods"]:
+            raise InputError(where, "'methods' must map method names to their parameters")
+        default = str(cfg.get("default", ""))
+        if default not in cfg["methods"]:
+            raise InputError(where, f"default method '{default}' is not among the methods {list(cfg['methods'])}")
+        ps = dict(cfg.get("phase_sdm") or {})
+        positive(ps, "max_references", where)
+        return cls(default, {k: dict(v or {}) for k, v in cfg["methods"].items()},
+                   positive(cfg, "uncertain_sigmas", where), ps, where)
+
+    def to_dict(self) -> dict:
+        return {"default": self.default, "methods": self.methods, "uncertain_sigmas": self.uncertain_sigmas,
+                "phase_sdm": self.phase_sdm}

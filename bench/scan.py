@@ -70,7 +70,7 @@ def inference_rates(n_maps=2048) -> dict:
     function it replaced, on the same maps; and the largest bfloat16 - float32 difference."""
     import tensorflow as tf
 
-    from apt_cnn_hpc.model.card import load_model
+    from apt_cnn_hpc.contracts.model_dir import load_model
     from apt_cnn_hpc.model.cnn import prepare
     from apt_cnn_hpc.model.predict import Predictor
     model = load_model(REPO / "models" / "default")
@@ -131,7 +131,7 @@ def worker(pos, rng_path, sample: int):
     """One rank of --full: the scan's own read/decompose/exchange and cube maps over the whole
     slab, inference on an evenly spread sample of the maps; rank 0 prints the ranks' timings."""
     from apt_cnn_hpc.io import read_ranges
-    from apt_cnn_hpc.model.card import load_model
+    from apt_cnn_hpc.contracts.model_dir import load_model
     from apt_cnn_hpc.model.predict import Predictor
     from apt_cnn_hpc.parallel import comm_world
     from apt_cnn_hpc.parallel.mpi import configure_tensorflow

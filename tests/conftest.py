@@ -52,6 +52,19 @@ def small_specimen(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def rank_scans(small_specimen, tmp_path_factory):
+    """The small specimen scanned with the default model on 1, 2 and 3 ranks: {n: SCAN.h5}."""
+    d = tmp_path_factory.mktemp("rank_scans")
+    out = {}
+    for n in (1, 2, 3):
+        proc = run_cli("scan", f"{small_specimen}.pos", "--range", f"{small_specimen}.rrng",
+                       "--out", d / f"scan{n}.h5", ranks=n)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out[n] = d / f"scan{n}.h5"
+    return out
+
+
+@pytest.fixture(scope="session")
 def scanned_specimen(tmp_path_factory):
     """A 34 nm specimen not used in training (seed 2024), scanned on 2 ranks with the default
     model: {"prefix": PREFIX (PREFIX.pos, .rrng, _truth.h5), "scan": SCAN.h5}."""

@@ -58,7 +58,8 @@ def test_simulate_same_file_for_one_and_two_ranks(tmp_path):
     assert maps.shape == (16, 150, 150) and maps.dtype == np.uint8
     assert labels.tolist() == [0] * 9 + [1] * 7   # --counts gives no mixed maps
     assert maps.max() == 255 and len(np.unique(maps[0])) > 20
-    assert np.all((params["sigma_z_nm"][:9] >= 0.01) & (params["sigma_z_nm"][:9] <= 0.04))
+    assert np.all((params["sigma_z_nm"] >= 0.01) & (params["sigma_z_nm"] <= 0.065))   # configs/library.yaml
+    assert np.all((params["pole_tilt_deg"] >= 0) & (params["pole_tilt_deg"] <= 2.5))
     np.testing.assert_array_equal(outs[2][0], maps)
     np.testing.assert_array_equal(outs[2][1], labels)
     for k in params:

@@ -5,7 +5,7 @@ import numpy as np
 
 from apt_cnn_hpc.config import load_config
 from apt_cnn_hpc.library.simulate import LibrarySpec, simulate_map
-from apt_cnn_hpc.model.card import load_card, load_model
+from apt_cnn_hpc.contracts.model_dir import load_card, load_model
 from apt_cnn_hpc.model.predict import Predictor
 from apt_cnn_hpc.sdm import SDMSettings
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from apt_cnn_hpc.io import read_ions
-from apt_cnn_hpc.segment import ion_labels, oracle_labels, prf, read_voxel_map
+from apt_cnn_hpc.contracts.scan_file import read_voxel_map
+from apt_cnn_hpc.segment import ion_labels, oracle_labels, prf
 
 from conftest import REPO, assert_clean_error, cli_env, run_cli
 
@@ -19,15 +20,8 @@ MODEL = REPO / "models" / "default"
 
 
 @pytest.fixture(scope="module")
-def scans(small_specimen, tmp_path_factory):
-    d = tmp_path_factory.mktemp("scan")
-    out = {}
-    for n in (1, 2, 3):
-        proc = run_cli("scan", f"{small_specimen}.pos", "--range", f"{small_specimen}.rrng",
-                       "--out", d / f"scan{n}.h5", ranks=n)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        out[n] = d / f"scan{n}.h5"
-    return out
+def scans(rank_scans):
+    return rank_scans
 
 
 def test_same_result_for_1_2_3_ranks(scans):

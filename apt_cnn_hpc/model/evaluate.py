@@ -10,18 +10,21 @@ import numpy as np  # noqa: E402
 from scipy.stats import rankdata  # noqa: E402
 
 from ..config import load_config, merge  # noqa: E402
+from .calibration import expected_calibration_error, fit_platt, plot_reliability  # noqa: E402
 from .cnn import logit  # noqa: E402
 from ..crystal.specimen import make_specimen  # noqa: E402
 from ..sdm.cubes import all_cube_maps  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-# Held-out specimens: other seeds, noise, efficiency and azimuth than anything in the library.
+# Held-out specimens: other seeds, noise, efficiency, azimuth and artefacts than the library's maps.
 HELDOUT = (
     {"seed": 1001, "size_nm": [24, 24, 24], "azimuth_deg": 17.0,
-     "detector": {"efficiency": 0.5, "sigma_xy_nm": 0.3, "sigma_z_nm": 0.025}},
+     "detector": {"efficiency": 0.5, "sigma_xy_nm": 0.3, "sigma_z_nm": 0.025, "pole_tilt_deg": 0.8,
+                  "pole_tilt_azimuth_deg": 40.0, "z_scale": 1.015}},
     {"seed": 1002, "size_nm": [24, 24, 24], "azimuth_deg": 63.0,
-     "detector": {"efficiency": 0.7, "sigma_xy_nm": 0.45, "sigma_z_nm": 0.04}},
+     "detector": {"efficiency": 0.7, "sigma_xy_nm": 0.45, "sigma_z_nm": 0.04, "background_fraction": 0.01,
+                  "curvature_radius_nm": 2000.0}},
 )
 L12_MIN, FCC_MAX = 0.90, 0.01
 RESPONSE_BINS = np.array([0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0001])
@@ -85,7 +88,7 @@ def validation_threshold(predictor, path) -> tuple:
     separate validation dictionary (another seed), never on the test split it is then used on.
     A model trained on mixed maps with weighted L1_2 loss has no natural threshold on pure maps."""
     from ..fileutil import sha256_file
-    from .dataset import open_maps, read_rows
+    from ..contracts.dictionary import open_maps, read_rows
     f, _, _ = open_maps(path)
     with f:
         idx = np.flatnonzero(np.isin(kinds_of_rows(f), ("fcc", "l12")))
@@ -108,10 +111,12 @@ def operating_threshold(predictor, validation, positive_weight: float) -> tuple:
 
 def test_split_metrics(predictor, f, test_idx, threshold: float = 0.5) -> dict:
     """Accuracy on the test rows at `threshold`: on pure FCC and L1_2 maps (the paper's measure)
-    and, apart, on mixed maps (labelled by a threshold on the L1_2 share, ambiguous near it)."""
-    from .dataset import read_rows
+    and, apart, on mixed maps (labelled by their L1_2 share, ambiguous near the cut); the
+    calibration error against the training targets (pure, mixed, all)."""
+    from ..contracts.dictionary import read_rows
     idx = np.sort(test_idx)
     maps, labels = read_rows(f, idx)
+    _, targets = read_rows(f, idx, targets=True)
     p = predictor(maps)
     ok = (p >= threshold) == (labels == 1)
     kinds = kinds_of_rows(f)[idx]
@@ -122,6 +127,11 @@ def test_split_metrics(predictor, f, test_idx, threshold: float = 0.5) -> dict:
     if (kinds == "mixed").any():
         out["simulated_test_accuracy_mixed"] = float(ok[kinds == "mixed"].mean())
         out["simulated_test_maps_mixed"] = int((kinds == "mixed").sum())
+    for name, sel in (("", np.ones(len(idx), bool)), ("_pure", pure), ("_mixed", kinds == "mixed")):
+        if sel.any():
+            out[f"simulated_test_ece{name}"], rows = expected_calibration_error(p[sel], targets[sel])
+            if not name:
+                out["reliability_test"] = rows
     return out
 
 
@@ -167,7 +177,9 @@ def evaluate_heldout(predictor, settings, out_dir=None, threshold: float = 0.5) 
     y = frac[clear] >= L12_MIN
     a = auc(prob[clear], y)
     centres, medians, counts, crossing = response_curve(prob, frac)
-    metrics = {"heldout_specimen_auc": a, "heldout_cubes": int(len(frac)),
+    ece, rows = expected_calibration_error(prob, frac)
+    metrics = {"heldout_specimen_auc": a, "heldout_cubes": int(len(frac)), "heldout_ece": ece,
+               "reliability_heldout": rows,
                "heldout_clear_l12": int(y.sum()), "heldout_clear_fcc": int((~y).sum()),
                "heldout_fcc_false_positive_rate": float(np.mean(prob[clear][~y] >= threshold)) if (~y).any() else None,
                "heldout_l12_true_positive_rate": float(np.mean(prob[clear][y] >= threshold)) if y.any() else None,
@@ -201,17 +213,62 @@ def evaluate_heldout(predictor, settings, out_dir=None, threshold: float = 0.5) 
     return metrics
 
 
+def calibrate(predictor, path) -> tuple:
+    """(calibration, record): Platt scaling fitted on every map of a validation dictionary of
+    another seed against its training targets (the L1_2 share of mixed maps)."""
+    from ..contracts.dictionary import open_maps, read_rows
+    from ..fileutil import sha256_file
+    f, _, n = open_maps(path)
+    with f:
+        maps, targets = read_rows(f, np.arange(n), targets=True)
+    raw = predictor(maps)
+    cal = fit_platt(raw, targets)
+    before, _ = expected_calibration_error(raw, targets)
+    after, _ = expected_calibration_error(1 / (1 + np.exp(-(cal["a"] * logit(raw) + cal["b"]))), targets)
+    log.info("calibration: Platt a %.4f b %.4f on %d maps of %s; ECE %.4f -> %.4f", cal["a"], cal["b"], n, path,
+             before, after)
+    cal["fitted_on"] = {"path": str(path), "sha256": sha256_file(path), "maps": int(n),
+                        "ece_before": before, "ece_after": after}
+    return cal
+
+
+def model_metrics(model, f, test_idx, settings, validation, positive_weight: float, calibrated: bool,
+                  out_dir=None, heldout: bool = True) -> tuple:
+    """(metrics, calibration) of a trained model: with `calibrated`, its output is calibrated on
+    `validation` and maps are called L1_2 at 0.5; else the operating threshold comes from
+    `validation` (or W / (W + 1)). Then the test split and the held-out specimens."""
+    from ..errors import InputError
+    from .predict import Predictor
+    raw = Predictor(model)
+    calibration, predictor = None, raw
+    if calibrated:
+        if not validation:
+            raise InputError(None, "a calibrated model needs --validation (a dictionary of another seed)")
+        calibration = calibrate(raw, validation)
+        predictor = Predictor(model, calibration=calibration)
+        thr, record = 0.5, None
+    else:
+        thr, record = operating_threshold(raw, validation, positive_weight)
+    metrics = test_split_metrics(predictor, f, test_idx, thr)
+    metrics["decision_threshold_validation"] = record
+    if heldout:
+        metrics.update(evaluate_heldout(predictor, settings, out_dir, thr))
+    if out_dir is not None:
+        curves = {"test split maps": (metrics["simulated_test_ece"], metrics["reliability_test"])}
+        if heldout:
+            curves["held-out specimen cubes"] = (metrics["heldout_ece"], metrics["reliability_heldout"])
+        plot_reliability(f"{out_dir}/reliability.png", curves)
+    return metrics, calibration
+
+
 def reevaluate(model_dir, dictionary=None, validation=None) -> dict:
     """Recompute a model's metrics (test split of its dictionary, held-out specimens) and write
     them into its card: after case-2 retraining, or when the evaluation itself improved. The
     operating threshold comes from `validation` or the one named in the card."""
-    import json
-    from pathlib import Path
-
     from ..errors import InputError
-    from .card import CARD, load_card, load_model
-    from .dataset import open_maps, split
-    from .predict import Predictor
+    from ..contracts.model_dir import load_card, load_model, write_card
+    from ..contracts.dictionary import open_maps
+    from .dataset import split
     from ..sdm import SDMSettings
     card = load_card(model_dir)
     dictionary = dictionary or card["dictionary"]["path"]
@@ -222,16 +279,15 @@ def reevaluate(model_dir, dictionary=None, validation=None) -> dict:
     test_idx, _ = split(n, tr.get("split_seed", tr["seed"]), tr["test_fraction"], tr["folds"])
     if tr.get("kinds", "all") != "all":
         test_idx = test_idx[np.isin(kinds_of_rows(f)[test_idx], tr["kinds"])]
-    predictor = Predictor(load_model(model_dir))
-    validation = validation or (card.get("metrics", {}).get("decision_threshold_validation") or {}).get("path")
-    thr, record = operating_threshold(predictor, validation, float(tr.get("positive_weight", 1.0)))
+    calibrated = bool(tr.get("calibrate", False))
+    recorded = card.get("calibration", {}).get("fitted_on") if calibrated else \
+        card.get("metrics", {}).get("decision_threshold_validation")
+    validation = validation or (recorded or {}).get("path")
     with f:
-        metrics = test_split_metrics(predictor, f, test_idx, thr)
-    metrics["decision_threshold_validation"] = record
-    metrics.update(evaluate_heldout(predictor, settings, model_dir, thr))
+        metrics, calibration = model_metrics(load_model(model_dir), f, test_idx, settings, validation,
+                                             float(tr.get("positive_weight", 1.0)), calibrated, model_dir)
     card["metrics"] = {**card.get("metrics", {}), **metrics}
-    card.pop("model_sha256", None)
-    tmp = Path(model_dir) / f".{CARD}.tmp"
-    tmp.write_text(json.dumps(card, indent=2, default=float))
-    tmp.replace(Path(model_dir) / CARD)
+    if calibration:
+        card["calibration"] = calibration
+    write_card(model_dir, card)
     return metrics

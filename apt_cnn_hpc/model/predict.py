@@ -4,6 +4,7 @@ runs them in bfloat16 (AMX / AVX512-BF16 where the CPU has them) with the output
 """
 import numpy as np
 
+from .calibration import apply_calibration
 from .cnn import prepare
 
 PRECISIONS = ("float32", "bfloat16")
@@ -18,12 +19,15 @@ def _bfloat16_copy(model):
 
 
 class Predictor:
-    def __init__(self, model, batch: int = 256, precision: str = "float32"):
+    """Batched L1_2 probabilities of maps; with a model card's `calibration`, calibrated ones."""
+
+    def __init__(self, model, batch: int = 256, precision: str = "float32", calibration: dict | None = None):
         import tensorflow as tf
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.model = model if precision == "float32" else _bfloat16_copy(model)
         self.batch = batch
+        self.calibration = calibration
         self._fn = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 
     def __call__(self, maps_uint8) -> np.ndarray:
@@ -36,4 +40,4 @@ class Predictor:
             if len(x) < self.batch:  # one shape -> one graph, and results independent of n
                 x = np.concatenate([x, np.zeros((self.batch - len(x),) + x.shape[1:], x.dtype)])
             out[i:i + len(chunk)] = np.asarray(self._fn(x), np.float32)[: len(chunk), 0]
-        return out
+        return apply_calibration(out, self.calibration).astype(np.float32)

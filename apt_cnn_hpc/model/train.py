@@ -29,9 +29,10 @@ from ..fileutil import sha256_file
 from ..parallel import is_root, progress
 from ..parallel.mpi import collective
 from ..provenance import software_versions
-from .card import CARD, WEIGHTS
+from ..contracts.model_dir import write_model
 from .cnn import build_model, prepare
-from .dataset import open_maps, read_rows, split
+from ..contracts.dictionary import open_maps, read_rows
+from .dataset import split
 
 log = logging.getLogger(__name__)
 
@@ -140,11 +141,11 @@ def train(args, comm):
         val_idx = parts[fold] if folds > 1 else np.zeros(0, np.int64)
         train_idx = np.concatenate([p for k, p in enumerate(parts) if k != fold or folds == 1])
         mine = np.sort(train_idx[rank::size])
-        x_loc, y_loc = read_rows(f, mine)
+        x_loc, y_loc = read_rows(f, mine, targets=True)
         for ef, _, en in extras:  # case 2: extra (e.g. experimental) maps, all for training
-            ex, ey = read_rows(ef, np.arange(rank, en, size))
+            ex, ey = read_rows(ef, np.arange(rank, en, size), targets=True)
             x_loc, y_loc = np.concatenate([x_loc, ex]), np.concatenate([y_loc, ey])
-        xv, yv = read_rows(f, np.sort(val_idx[rank::size]))
+        xv, yv = read_rows(f, np.sort(val_idx[rank::size]), targets=True)
         n_global = comm.allreduce(len(x_loc))
         steps = n_global // (args.batch * size)
         if steps == 0:
@@ -211,19 +212,14 @@ def _finish(args, f, settings, test_idx, results, best, lr, size, seconds, ckpt_
 
     import keras
 
-    from .evaluate import evaluate_heldout, operating_threshold, test_split_metrics
-    from .predict import Predictor
+    from .evaluate import model_metrics
     out = Path(args.out)
     model = keras.models.load_model(ckpt_dir / best["checkpoint"], compile=False)
-    predictor = Predictor(model)
-    thr, record = operating_threshold(predictor, args.validation, args.positive_weight)
-    metrics = test_split_metrics(predictor, f, test_idx, thr)
-    metrics["decision_threshold_validation"] = record
+    metrics, calibration = model_metrics(model, f, test_idx, settings, args.validation, args.positive_weight,
+                                         args.calibrate, out, heldout=not args.skip_heldout)
     if len(results) > 1:
         metrics["cv_val_accuracy"] = [r["final_val_accuracy"] for r in results]
         metrics["cv_val_accuracy_mean"] = float(np.mean(metrics["cv_val_accuracy"]))
-    if not args.skip_heldout:
-        metrics.update(evaluate_heldout(predictor, settings, out, thr))
     card = {
         "model": "li2021_cnn (Li et al., npj Comput. Mater. 2021, Fig. 3b)",
         "parameters": int(model.count_params()),
@@ -241,14 +237,14 @@ def _finish(args, f, settings, test_idx, results, best, lr, size, seconds, ckpt_
                      "loss": "binary cross-entropy", "folds": max(args.folds, 1),
                      "test_fraction": args.test_fraction, "kept_fold": best["fold"],
                      "kinds": args.kinds or "all", "positive_weight": args.positive_weight,
+                     "target": "training targets (/targets: L1_2 share of mixed maps, else the label)",
+                     "calibrate": bool(args.calibrate),
                      "seconds": round(seconds, 1)},
         "history": [h for r in results for h in r["history"]],
         "metrics": metrics,
         "software": software_versions(),
     }
-    tmp_model = out / f".{WEIGHTS}.tmp.keras"
-    model.save(tmp_model)
-    tmp_model.replace(out / WEIGHTS)
-    (out / f".{CARD}.tmp").write_text(_json.dumps(card, indent=2, default=float))
-    (out / f".{CARD}.tmp").replace(out / CARD)
-    log.info("model -> %s; metrics %s", out / WEIGHTS, {k: v for k, v in metrics.items() if k != "response"})
+    if calibration:
+        card["calibration"] = calibration
+    write_model(out, model, card)
+    log.info("model -> %s; metrics %s", out, {k: v for k, v in metrics.items() if k != "response"})

@@ -8,13 +8,13 @@ import json
 import shutil
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from .. import __version__
 from ..errors import InputError
 from ..fileutil import atomic_directory
-from ..segment.voxels import read_voxel_map
+from ..contracts.scan_file import read_attrs, read_cubes, read_voxel_map
+from ..contracts.segmentation import read_segmentation
 from . import figures
 
 CHECK_SCRIPT = """<script>
@@ -29,65 +29,49 @@ window.addEventListener("load", function () {
 </script>"""
 
 
-def _read_segmented(path: Path) -> dict:
-    with h5py.File(path, "r") as f:
-        if "precipitates" not in f:
-            raise InputError(path, "not segmented yet: run `apt-cnn segment` first")
-        p = f["precipitates"]
-        out = {"tables": {m: {k: g[k][:] for k in ("radius_nm", "touches_edge")} for m, g in p.items()},
-               "labels": {m: g["voxel_label"][:] for m, g in p.items()},
-               "segment_summary": json.loads(p.attrs["comparison"]),
-               "segment_config": json.loads(p.attrs["config"]),
-               "cube_probability": f["cubes/probability"][:],
-               "scan_attrs": {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()},
-               "sdms": {}}
-        if "phase_sdm" in f:
-            for phase, pairs in f["phase_sdm"].items():
-                for pair, g in pairs.items():
-                    out["sdms"].setdefault(phase, {})[pair] = (g["zx"][:], g["z"][:], int(g.attrs["n_reference"]))
-                    out["sdm_edges"] = (g.attrs["dz_dx_edges_nm"][:], g.attrs["z_edges_nm"][:])
-    out["comparison"] = out["segment_summary"]["comparison"]
-    return out
-
-
-def _figure_list(out: Path, seg: dict, vm) -> list:
+def _figure_list(out: Path, seg, vm, cube_probability) -> list:
     """Write every figure into `out`; returns (file, caption) pairs."""
-    threshold = seg["segment_config"]["threshold"]
+    threshold = seg.config["methods"].get("paper", {}).get("threshold", 62)
     made = []
-    figures.plot_probability_histograms(out / "probabilities.png", seg["cube_probability"], vm.scaled_sum(),
+    figures.plot_probability_histograms(out / "probabilities.png", cube_probability, vm.scaled_sum(),
                                          threshold, vm.full_window)
     made.append(("probabilities.png", "L1_2 probability of every evaluated 4 nm cube (left, as the paper's "
-                 "Supplementary Figure 3) and the voxel sums with the threshold (right, Figure 5a)."))
-    figures.plot_comparison(out / "size_distribution.png", seg["tables"], seg["comparison"])
-    made.append(("size_distribution.png", "Precipitate size distributions (equivalent-sphere radius) of the "
-                 "CNN and the isocomposition baseline (Supplementary Figure 4, Figure 6d)."))
-    figures.plot_slices(out / "slices.png", vm.scaled_sum(), seg["labels"], vm.grid.origin_nm, vm.grid.voxel_nm,
-                        vm.full_window)
-    made.append(("slices.png", "Slices through the voxel map (scaled sums) with each method's precipitates "
-                 "outlined."))
-    if seg["sdms"]:
-        figures.plot_phase_sdms(out / "phase_sdms.png", seg["sdms"], *seg["sdm_edges"])
-        made.append(("phase_sdms.png", "Species-specific z-SDMs of ions in L1_2 voxels vs FCC voxels and the "
-                     "L1_2 zx-SDMs (Figure 6b/c, Supplementary Figure 5)."))
+                 "Supplementary Figure 3) and the voxel sums with the paper's threshold (right, Figure 5a)."))
+    figures.plot_comparison(out / "size_distribution.png", {n: r.table for n, r in seg.methods.items()},
+                            seg.comparison["comparison"])
+    made.append(("size_distribution.png", "Precipitate size distributions (equivalent-sphere radius) of every "
+                 "method side by side (Supplementary Figure 4, Figure 6d)."))
+    figures.plot_slices(out / "slices.png", vm.scaled_sum(),
+                        {n: r.voxel_l12_fraction for n, r in seg.methods.items() if r.voxel_l12_fraction is not None},
+                        vm.grid.origin_nm, vm.grid.voxel_nm, vm.full_window)
+    made.append(("slices.png", "Slices through the voxel map (scaled sums) with each method's L1_2 "
+                 "region outlined (voxels where it calls half the ions L1_2)."))
+    if seg.phase_sdm:
+        figures.plot_phase_sdms(out / "phase_sdms.png", seg.phase_sdm, *seg.sdm_edges)
+        made.append(("phase_sdms.png", f"Species-specific z-SDMs of the ions {seg.default} calls L1_2 vs FCC and "
+                     "the L1_2 zx-SDMs (Figure 6b/c, Supplementary Figure 5)."))
     card = vm.provenance.get("model_card", {})
     response = card.get("metrics", {}).get("response")
     if response:
         figures.plot_response(out / "response.png", response)
         made.append(("response.png", "The model's response to partly ordered cubes (held-out specimens)."))
-    roc = Path(vm.provenance.get("model_dir", "")) / "roc.png"
-    if roc.is_file():
-        shutil.copyfile(roc, out / "roc.png")
-        made.append(("roc.png", f"ROC of the model on held-out specimens (AUC "
-                     f"{card.get('metrics', {}).get('heldout_specimen_auc', float('nan')):.4f})."))
+    for name, caption in (("roc.png", "ROC of the model on held-out specimens (AUC {:.4f}).".format(
+            card.get("metrics", {}).get("heldout_specimen_auc", float("nan")))),
+                          ("reliability.png", "Reliability of the model's calibrated cube probabilities "
+                           "(model card: expected calibration error on held-out maps).")):
+        src = Path(vm.provenance.get("model_dir", "")) / name
+        if src.is_file():
+            shutil.copyfile(src, out / name)
+            made.append((name, caption))
     return made
 
 
-def _summary(scan: Path, seg: dict, vm, score: dict | None) -> dict:
+def _summary(scan: Path, seg, vm, score: dict | None) -> dict:
     card = vm.provenance.get("model_card", {})
-    s = {"scan": scan.name, "software_version": __version__, "scan_attributes": seg["scan_attrs"],
+    s = {"scan": scan.name, "software_version": __version__, "scan_attributes": read_attrs(scan),
          "grid_shape": list(vm.grid.shape), "voxel_nm": vm.grid.voxel_nm, "origin_nm": list(vm.grid.origin_nm),
-         "segment_config": seg["segment_config"], "comparison": seg["comparison"],
-         "uncertain_voxels": seg["segment_summary"].get("uncertain_voxels"),
+         "default_method": seg.default, "segment_config": seg.config, "comparison": seg.comparison["comparison"],
+         "uncertain_voxels": seg.comparison.get("uncertain_voxels"),
          "model_sha256": vm.provenance.get("model_sha256"),
          "model_metrics": {k: v for k, v in card.get("metrics", {}).items() if not isinstance(v, (dict, list))},
          "input": vm.provenance.get("inputs", {})}
@@ -100,13 +84,15 @@ def _table_rows(summary: dict) -> str:
     rows = []
     for name, c in summary["comparison"].items():
         r = f"{c['mean_radius_nm']:.2f} &plusmn; {c['sd_radius_nm'] or 0:.2f}" if c["count"] else "-"
-        iou = f"{c['voxel_overlap_with_cnn_iou']:.2f}" if c["voxel_overlap_with_cnn_iou"] is not None else "-"
+        iou = c["ion_overlap_with_default_iou"]
         f1 = ""
         if "score" in summary and name in summary["score"]["methods"]:
             m = summary["score"]["methods"][name]
             f1 = f"{m['f1']:.3f} (oracle {m['oracle_f1']:.3f})"
-        rows.append(f"<tr><td>{html.escape(name)}</td><td>{c['count']}</td><td>{r}</td>"
-                    f"<td>{100 * c['volume_fraction']:.2f}</td><td>{iou}</td><td>{f1}</td></tr>")
+        label = f"<b>{html.escape(name)}</b> (default)" if name == summary["default_method"] else html.escape(name)
+        rows.append(f"<tr><td>{label}</td><td>{html.escape(c['title'])}</td><td>{c['count']}</td><td>{r}</td>"
+                    f"<td>{100 * c['volume_fraction']:.2f}</td><td>{'-' if iou is None else f'{iou:.2f}'}</td>"
+                    f"<td>{f1}</td></tr>")
     return "\n".join(rows)
 
 
@@ -124,10 +110,10 @@ table{{border-collapse:collapse}} td,th{{border:1px solid #999;padding:3px 8px}}
 <p>{attrs.get('n_ions', '?')} ions; {attrs.get('cubes_evaluated', '?')} cubes evaluated,
 {attrs.get('cubes_skipped_few_references', '?')} skipped (fewer than {attrs.get('min_reference', '?')} reference ions);
 voxel grid {' x '.join(map(str, summary['grid_shape']))} of {summary['voxel_nm']} nm;
-threshold {summary['segment_config']['threshold']}; model {str(summary['model_sha256'])[:12]};
+default method {html.escape(summary['default_method'])}; model {str(summary['model_sha256'])[:12]};
 apt-cnn-hpc {html.escape(summary['software_version'])}.</p>
-<table><tr><th>method</th><th>precipitates</th><th>mean radius (nm)</th><th>volume %</th>
-<th>voxel IoU with CNN</th><th>per-ion F1 vs truth</th></tr>
+<table><tr><th>method</th><th>what it does</th><th>precipitates</th><th>mean radius (nm)</th><th>volume %</th>
+<th>ion IoU with the default</th><th>per-ion F1 vs truth</th></tr>
 {_table_rows(summary)}
 </table>
 {figs}
@@ -140,7 +126,7 @@ apt-cnn-hpc {html.escape(summary['software_version'])}.</p>
 def build_report(scan, out, score_path=None, overwrite: bool = False) -> Path:
     scan = Path(scan)
     vm = read_voxel_map(scan)
-    seg = _read_segmented(scan)
+    seg = read_segmentation(scan, per_ion=False)
     score = None
     if score_path:
         try:
@@ -148,7 +134,7 @@ def build_report(scan, out, score_path=None, overwrite: bool = False) -> Path:
         except (OSError, ValueError):
             raise InputError(score_path, "not a readable JSON file from `apt-cnn score`") from None
     with atomic_directory(out, overwrite) as tmp:
-        made = _figure_list(tmp, seg, vm)
+        made = _figure_list(tmp, seg, vm, read_cubes(scan).probability)
         summary = _summary(scan, seg, vm, score)
         summary["figures"] = [f for f, _ in made]
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=_jsonable))
@@ -162,3 +148,7 @@ def _jsonable(v):
     if isinstance(v, np.ndarray):
         return v.tolist()
     return str(v)
+
+
+def run(args):
+    print(f"report: {build_report(args.scan, args.out, args.score, args.overwrite).resolve()}")

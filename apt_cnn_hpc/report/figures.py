@@ -5,7 +5,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-COLOURS = {"cnn": "tab:red", "isocomposition": "tab:blue", "cnn_refined": "tab:purple", "truth": "black"}
+
+
+def colour(name: str) -> str:
+    """A method's colour (its class says it), black for the truth."""
+    from ..segment.methods import REGISTRY
+    return REGISTRY[name].colour if name in REGISTRY else "black"
 
 
 def _save(fig, path):
@@ -23,18 +28,19 @@ def plot_comparison(path, tables: dict, summary: dict):
         s = summary[name]
         lab = f"{name}: {s['count']}" + (f", r = {s['mean_radius_nm']:.2f} +- {s['sd_radius_nm'] or 0:.2f} nm"
                                         if s["count"] else "")
-        a.hist(t["radius_nm"], bins=bins, histtype="step", lw=1.6, color=COLOURS.get(name), label=lab)
+        a.hist(t["radius_nm"], bins=bins, histtype="step", lw=1.6, color=colour(name), label=lab)
     a.set_xlabel("equivalent radius (nm)")
     a.set_ylabel("precipitates")
     a.legend(fontsize=8)
     names = list(tables)
     a.set_title("size distribution")
-    b.bar(names, [summary[n]["count"] for n in names], color=[COLOURS.get(n) for n in names])
+    b.bar(names, [summary[n]["count"] for n in names], color=[colour(n) for n in names])
     for i, n in enumerate(names):
-        iou = summary[n]["voxel_overlap_with_cnn_iou"]
+        iou = summary[n]["ion_overlap_with_default_iou"]
         b.text(i, summary[n]["count"], f"IoU {iou:.2f}" if iou is not None else "", ha="center", va="bottom")
+    b.tick_params(axis="x", labelrotation=20)
     b.set_ylabel("precipitates")
-    b.set_title("count (voxel IoU with the CNN)")
+    b.set_title("count (ion IoU with the default method)")
     _save(fig, path)
 
 
@@ -57,7 +63,8 @@ def plot_probability_histograms(path, cube_prob, scaled_sum, threshold: float, f
 
 
 def plot_slices(path, scaled_sum, labels: dict, origin, voxel_nm: float, full_window: int, n: int = 3):
-    """z-slices through the voxel map with each method's precipitates outlined."""
+    """z-slices through the voxel map with each method's L1_2 voxels (`labels`: method -> voxel
+    share of its L1_2 ions) outlined at one half."""
     nz = scaled_sum.shape[2]
     ks = np.linspace(0, nz - 1, n + 2)[1:-1].astype(int)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4))
@@ -67,13 +74,13 @@ def plot_slices(path, scaled_sum, labels: dict, origin, voxel_nm: float, full_wi
                origin[0], origin[0] + scaled_sum.shape[0] * voxel_nm)
         ax.imshow(scaled_sum[:, :, k], origin="lower", extent=ext, vmin=lo, vmax=full_window, cmap="viridis")
         for name, lab in labels.items():
-            if lab[:, :, k].any():
-                ax.contour((lab[:, :, k] > 0).astype(float), levels=[0.5], extent=ext, origin="lower",
-                           colors=[COLOURS.get(name, "white")], linewidths=1.2)
+            if (lab[:, :, k] > 0.5).any():
+                ax.contour(lab[:, :, k], levels=[0.5], extent=ext, origin="lower",
+                           colors=[colour(name)], linewidths=1.2)
         ax.set_title(f"z = {origin[2] + (k + 0.5) * voxel_nm:.1f} nm")
         ax.set_xlabel("y (nm)")
         ax.set_ylabel("x (nm)")
-    fig.suptitle("voxel sums; outlines: " + ", ".join(f"{n} ({COLOURS.get(n)})" for n in labels))
+    fig.suptitle("voxel sums; outlines: " + ", ".join(f"{n} ({colour(n)})" for n in labels))
     _save(fig, path)
 
 

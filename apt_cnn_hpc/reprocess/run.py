@@ -23,9 +23,9 @@ from .. import __version__
 from ..config import load_config
 from ..errors import InputError
 from ..fileutil import sha256_file, swap_directory
-from ..model.card import load_card
+from ..contracts.model_dir import load_card
 from ..scan.run import DEFAULT_MODEL
-from ..segment.run import segment_config
+from ..config import SegmentConfig
 from .inbox import find_runs
 from .manifest import Manifest
 
@@ -88,7 +88,7 @@ def reprocess(args) -> int:
     model_dir = Path(args.model) if args.model else DEFAULT_MODEL
     card = load_card(model_dir)
     configs = {"scan": load_config("scan", args.scan_config),
-               "segment": segment_config(args.segment_config)}
+               "segment": SegmentConfig.load(args.segment_config).to_dict()}
     config_hash = hashlib.sha256(json.dumps(configs, sort_keys=True, default=str).encode()).hexdigest()
     launcher = shlex.split(args.launcher) if args.launcher else default_launcher(args.ranks)
     manifest = Manifest(outbox)

@@ -16,7 +16,7 @@ from ..config import config_dir, load_config, load_yaml, merge, positive
 from ..errors import InputError
 from ..fileutil import check_output, sha256_file
 from ..io import read_ranges
-from ..model.card import check_settings, load_card, load_model
+from ..contracts.model_dir import check_settings, load_card, load_model
 from ..model.ensemble import combined_sha256, member_dirs
 from ..model.predict import PRECISIONS, Predictor
 from ..parallel import is_root, progress
@@ -28,7 +28,7 @@ from ..sdm.voxel import box_sum_axis
 from .checkpoint import Checkpoints
 from ..parallel.mpi import allreduce_array, collective
 from .decompose import distribute
-from .output import write_scan
+from ..contracts.scan_file import write_scan
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent.parent / "models" / "default"
@@ -120,7 +120,8 @@ def scan(args, comm):
     index, ref_pos, ref_ids, n_ref_all = cube_inputs(local, ranges, settings, grid)
 
     configure_tensorflow(comm)
-    predictors = [Predictor(load_model(d), batch=cfg["batch"], precision=cfg["precision"]) for d in model_dirs]
+    predictors = [Predictor(load_model(d), batch=cfg["batch"], precision=cfg["precision"],
+                            calibration=card.get("calibration")) for d, card in zip(model_dirs, cards)]
     bar = progress(len(todo) * ncx * ncy, f"scan (rank 0 of {size})", comm, unit="cube")
     t_maps = t_inf = 0.0
     n_eval = 0
@@ -203,3 +204,8 @@ def scan(args, comm):
     comm.Barrier()
     ckpt.remove()
     return json.dumps(timings[0]) if timings else ""
+
+
+def run(args):
+    from ..parallel import comm_world
+    scan(args, comm_world())

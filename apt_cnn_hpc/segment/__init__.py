@@ -1,5 +1,6 @@
-"""Segmentation of the scan's voxel map and scoring against ground truth."""
+"""Recognition methods on a scan (segment/methods/), their per-ion results and precipitate
+tables, phase SDMs, and scoring against ground truth."""
 from .score import oracle_labels, prf
-from .voxels import VoxelMap, ion_labels, read_voxel_map
+from .voxels import ion_labels
 
-__all__ = ["VoxelMap", "read_voxel_map", "ion_labels", "oracle_labels", "prf"]
+__all__ = ["ion_labels", "oracle_labels", "prf"]

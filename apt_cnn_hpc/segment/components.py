@@ -1,24 +1,42 @@
-"""Connected components of a voxel mask and the per-precipitate table (size, place, chemistry)."""
+"""Precipitates as connected components: of a voxel mask, or of labelled ions themselves."""
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
-from ..sdm import VoxelGrid
-from .voxels import voxel_values
+
+def _numbered_by_size(lab: np.ndarray, n: int, sizes: np.ndarray, min_size: int) -> np.ndarray:
+    """Relabel 1..n components to 1..k by decreasing size (ties by first element), dropping those
+    below min_size, so the numbering does not depend on how the data were traversed."""
+    keep = np.flatnonzero(sizes >= min_size)
+    order = keep[np.lexsort((keep, -sizes[keep]))]
+    remap = np.zeros(n + 1, np.int32)
+    remap[order + 1] = np.arange(1, len(order) + 1, dtype=np.int32)
+    return remap[lab]
 
 
 def label_components(mask: np.ndarray, connectivity: int, min_voxels: int) -> np.ndarray:
-    """Component label per voxel (0 = none), numbered 1..n by decreasing size so that the
-    labelling does not depend on how the grid was traversed."""
+    """Component label per voxel (0 = none), numbered 1..n by decreasing size."""
     structure = ndimage.generate_binary_structure(3, connectivity)
     lab, n = ndimage.label(mask, structure=structure)
     if n == 0:
         return lab.astype(np.int32)
-    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
-    keep = np.flatnonzero(sizes >= min_voxels)
-    order = keep[np.lexsort((keep, -sizes[keep]))]     # largest first, ties by first voxel
-    remap = np.zeros(n + 1, np.int32)
-    remap[order + 1] = np.arange(1, len(order) + 1, dtype=np.int32)
-    return remap[lab]
+    return _numbered_by_size(lab, n, np.bincount(lab.ravel(), minlength=n + 1)[1:], min_voxels)
+
+
+def ion_components(xyz: np.ndarray, mask: np.ndarray, link_nm: float, min_ions: int) -> np.ndarray:
+    """Per ion: 0, or the component of the `mask` ions linked by chains of neighbours closer than
+    `link_nm` (numbered by decreasing size; components below `min_ions` become 0)."""
+    out = np.zeros(len(xyz), np.int32)
+    idx = np.flatnonzero(mask)
+    if len(idx) == 0:
+        return out
+    pairs = cKDTree(xyz[idx]).query_pairs(link_nm, output_type="ndarray")
+    graph = sparse.coo_matrix((np.ones(len(pairs), bool), (pairs[:, 0], pairs[:, 1])), shape=(len(idx),) * 2)
+    n, lab = connected_components(graph, directed=False)
+    lab = lab + 1
+    out[idx] = _numbered_by_size(lab, n, np.bincount(lab, minlength=n + 1)[1:], min_ions)
+    return out
 
 
 def element_table(ion_names: list, compositions: list) -> tuple[list, np.ndarray]:
@@ -34,36 +52,3 @@ def element_table(ion_names: list, compositions: list) -> tuple[list, np.ndarray
         for el, n in (comp or {name: 1}).items():
             atoms[k, elements.index(el)] = n
     return elements, atoms
-
-
-def precipitate_table(labels: np.ndarray, grid: VoxelGrid, xyz: np.ndarray, species: np.ndarray,
-                      ion_names: list, atoms_per_species: np.ndarray, covered: np.ndarray) -> dict:
-    """Per component: voxels, volume, equivalent-sphere radius, ion centroid, ions per species,
-    composition (at.% per element) and whether it touches the edge of the data (a voxel next to
-    the grid's faces or to voxels no cube covered), where its size is a lower bound."""
-    n = int(labels.max())
-    nsp = len(ion_names)
-    comp_of_ion = voxel_values(xyz, grid, labels.astype(np.int64))
-    inside = comp_of_ion > 0
-    c = comp_of_ion[inside] - 1
-    n_vox = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    volume = n_vox * grid.voxel_nm ** 3
-    n_ions = np.bincount(c, minlength=n).astype(np.int64)
-    centroid = np.full((n, 3), np.nan)
-    for a in range(3):
-        centroid[:, a] = np.bincount(c, weights=xyz[inside, a], minlength=n) / np.maximum(n_ions, 1)
-    ranged = species[inside] >= 0
-    per_species = np.zeros((n, nsp), np.int64)
-    np.add.at(per_species, (c[ranged], species[inside][ranged].astype(np.int64)), 1)
-    atoms = per_species @ atoms_per_species
-    with np.errstate(invalid="ignore", divide="ignore"):
-        composition = 100.0 * atoms / atoms.sum(axis=1, keepdims=True)
-    outside = np.pad(~covered, 1, constant_values=True)
-    near_outside = ndimage.binary_dilation(outside, ndimage.generate_binary_structure(3, 3))[1:-1, 1:-1, 1:-1]
-    edge = np.zeros(n, bool)
-    touching = labels[near_outside & (labels > 0)]
-    edge[np.unique(touching) - 1] = True
-    return {"n_voxels": n_vox.astype(np.int64), "volume_nm3": volume,
-            "radius_nm": (3 * volume / (4 * np.pi)) ** (1 / 3), "centroid_nm": centroid,
-            "ion_count": n_ions, "ion_count_per_species": per_species,
-            "composition_at_pct": composition, "touches_edge": edge}

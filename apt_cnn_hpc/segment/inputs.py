@@ -1,13 +1,16 @@
-"""The reconstruction behind a scan file: found through the scan's provenance, checked by SHA-256."""
+"""What every recognition method reads: the scan file and the reconstruction behind it (found
+through the scan's provenance, checked by SHA-256)."""
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..contracts.scan_file import Cubes, VoxelMap, read_cubes, read_voxel_map
 from ..errors import InputError
 from ..fileutil import sha256_file
 from ..io import RangeTable, read_ions, read_ranges
-from .voxels import VoxelMap, read_voxel_map
+from ..sdm import SDMSettings
 
 
 @dataclass
@@ -19,6 +22,38 @@ class ScanData:
     ranges: RangeTable
     input_path: Path
     range_path: Path
+
+    @property
+    def grid(self):
+        return self.voxels.grid
+
+    @property
+    def settings(self) -> SDMSettings:
+        """The SDM settings the scan (and its model) used."""
+        return SDMSettings.from_dict(self.voxels.provenance["config"]["sdm"])
+
+    @functools.cached_property
+    def cubes(self) -> Cubes:
+        return read_cubes(self.path)
+
+    @functools.cached_property
+    def ion_voxel(self) -> np.ndarray:
+        """Voxel index [n, 3] of every ion (may lie outside the grid for none: the grid covers all)."""
+        return self.grid.index(self.xyz)
+
+    def voxel_counts(self, mask=None) -> np.ndarray:
+        """Ions (of `mask`, default all) per voxel of the scan's grid."""
+        v = self.ion_voxel if mask is None else self.ion_voxel[mask]
+        return np.bincount(np.ravel_multi_index(tuple(v.T), self.grid.shape),
+                           minlength=int(np.prod(self.grid.shape))).reshape(self.grid.shape).astype(np.float64)
+
+    def species_mask(self, names) -> np.ndarray:
+        """Ions of any of the given species names (InputError naming the range file if absent)."""
+        names = [names] if isinstance(names, str) else list(names)
+        try:
+            return np.isin(self.species, [self.ranges.index(n) for n in names])
+        except InputError as exc:
+            raise InputError(self.range_path, exc.problem) from None
 
 
 def locate(scan_path: Path, prov: dict, role: str, override) -> Path:

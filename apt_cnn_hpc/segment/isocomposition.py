@@ -34,15 +34,3 @@ def iso_mask(grid: VoxelGrid, xyz, species, elements: list, atoms_per_species, e
     with np.errstate(invalid="ignore", divide="ignore"):
         comp = np.where(total > 1e-9, 100.0 * el / total, np.nan)
     return np.nan_to_num(comp, nan=-1.0) > at_pct, comp
-
-
-def parse_iso(text: str) -> tuple[str, float]:
-    """'Li:8' -> ('Li', 8.0)."""
-    try:
-        element, value = text.split(":")
-        v = float(value)
-    except ValueError:
-        raise InputError(None, f"--iso must look like Li:8 (element:at.%), got '{text}'") from None
-    if not element or not 0 < v < 100:
-        raise InputError(None, f"--iso must look like Li:8 with 0 < at.% < 100, got '{text}'")
-    return element, v

@@ -70,6 +70,7 @@ def segment(args) -> dict:
         raise InputError(args.scan, "already segmented (pass --overwrite to replace /precipitates)")
     data = load_scan_data(args.scan, args.input, args.range)
     elements, atoms = element_table(data.ranges.ion_names, data.ranges.composition)
+    ranged = data.species >= 0
     records = {}
     for name, method in methods.items():
         reason = method.unavailable(data)
@@ -81,10 +82,12 @@ def segment(args) -> dict:
         t = time.time()
         res = method.run(data)
         ids, voxel_label = _unranged_to_matrix(res.ion_precipitate_id, data.species, res.voxel_label)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fraction = (data.voxel_counts((ids > 0) & ranged) / data.voxel_counts(ranged)).astype(np.float32)
         records[name] = MethodRecord(method.title, method.params, ids,
                                      precipitate_table(ids, data, atoms, voxel_label),
                                      res.ion_probability, voxel_label, res.voxel_probability,
-                                     list(data.ranges.ion_names), elements)
+                                     np.nan_to_num(fraction), list(data.ranges.ion_names), elements)
         log.info("segment: %s: %d precipitates, %.1f %% of ions, %.1f s", name, records[name].count,
                  100 * np.mean(ids > 0), time.time() - t)
     default = cfg.default if cfg.default in records else next(iter(records))
@@ -97,7 +100,7 @@ def segment(args) -> dict:
                           ps["pairs"], settings, int(ps["max_references"]), int(ps.get("seed", 0)))
     except InputError as exc:
         raise InputError(data.range_path, exc.problem) from None
-    summary = {"default": default, "comparison": comparison(records, data.species >= 0, default)}
+    summary = {"default": default, "comparison": comparison(records, ranged, default)}
     threshold = float(cfg.methods.get("paper", {}).get("threshold", 62))
     uncertain = data.voxels.uncertain(threshold, cfg.uncertain_sigmas)
     if uncertain is not None:
@@ -115,3 +118,7 @@ def segment(args) -> dict:
     with atomic_output(f"{stem}_comparison.png") as tmp:
         plot_comparison(tmp, {n: r.table for n, r in records.items()}, summary["comparison"])
     return summary
+
+
+def run(args):
+    print(json.dumps(segment(args)["comparison"], indent=1))

@@ -1,10 +1,17 @@
-"""Scoring against ground truth: per-ion precision/recall/F1 of "inside L1_2", and the oracle."""
-import h5py
+"""`apt-cnn score` and the measures behind it (also the accuracy benchmark's): scoring against ground truth, per ion: the same measures for every method, beside the oracle
+(every 1 nm voxel labelled by the majority truth of its ions) and the ceiling (every ion labelled
+by whether its reconstructed position lies inside a true precipitate)."""
+import json
+import logging
+
 import numpy as np
 
-from ..errors import InputError
+from ..model.calibration import expected_calibration_error
 from ..sdm import VoxelGrid
-from .voxels import ion_labels, voxel_values
+from .voxels import ion_labels
+
+log = logging.getLogger(__name__)
+RADIUS_BINS_NM = (0.0, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 100.0)
 
 
 def prf(pred, truth) -> dict:
@@ -27,44 +34,35 @@ def oracle_labels(xyz, truth, grid: VoxelGrid) -> np.ndarray:
     return ion_labels(xyz, grid, inside > total / 2)
 
 
-RADIUS_BINS_NM = (0.0, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 100.0)
+def ceiling_labels(xyz, truth) -> np.ndarray:
+    """Ions whose reconstructed position lies inside a true precipitate (at its reconstructed
+    centre): what an observer who knows the precipitates exactly reaches; blur moves boundary
+    ions across the surface regardless."""
+    from scipy.spatial import cKDTree
+    out = np.zeros(len(xyz), bool)
+    if len(truth.radius_nm) == 0:
+        return out
+    tree = cKDTree(xyz)
+    for centre, r in zip(truth.reconstructed_centres(), truth.radius_nm):
+        out[tree.query_ball_point(centre, r)] = True
+    return out
 
 
-def truth_table(truth_path, n_ions: int) -> dict:
-    """Per-ion precipitate id and the precipitates' centres and radii from `apt-cnn specimen`'s
-    ground-truth file (a file of this schema from any other generator works the same)."""
-    try:
-        f = h5py.File(truth_path, "r")
-    except (FileNotFoundError, OSError):
-        raise InputError(truth_path, "not found or not an HDF5 file") from None
-    with f:
-        for k in ("ions/precipitate_id", "precipitates/centre_nm", "precipitates/radius_nm"):
-            if k not in f:
-                raise InputError(truth_path, f"not a ground-truth file (no /{k})")
-        pid = f["ions/precipitate_id"][:].astype(np.int64)
-        centre = f["precipitates/centre_nm"][:].reshape(-1, 3)
-        radius = f["precipitates/radius_nm"][:]
-    if len(pid) != n_ions:
-        raise InputError(truth_path, f"holds {len(pid)} ions but the scan's reconstruction has {n_ions}")
-    if len(radius) != len(centre) or (len(pid) and pid.max() > len(radius)):
-        raise InputError(truth_path, "precipitate ids and the precipitate table disagree")
-    return {"id": pid, "centre_nm": centre, "radius_nm": radius}
-
-
-def match_precipitates(truth: dict, comp_of_ion: np.ndarray, comp_radius: np.ndarray, comp_edge: np.ndarray,
+def match_precipitates(truth, comp_of_ion: np.ndarray, comp_radius: np.ndarray, comp_edge: np.ndarray,
                        lo: np.ndarray, hi: np.ndarray, detect_fraction: float = 0.5,
                        purity: float = 0.8) -> dict:
-    """Detection per truth precipitate and radius error on one-to-one pairs away from the edge.
+    """Detection per truth precipitate, how many are found alone, and radius errors on one-to-one
+    pairs away from the edge.
 
     A precipitate is detected when >= detect_fraction of its ions are labelled (by any component,
     so merged neighbours count) or when a component has >= detect_fraction of its own ions inside
-    it (a small precipitate found smaller than it is). A pair is one-to-one when the component's
-    precipitate ions come >= `purity` from one truth precipitate; radius errors use such pairs with
-    the component not at the data's edge. Only precipitates wholly inside the data [lo, hi] count
-    (a cut one is a smaller, unknown shape); those cut by the edge are counted apart."""
-    pid, radius, centre = truth["id"], truth["radius_nm"], truth["centre_nm"]
-    n_t = len(radius)
-    n_c = len(comp_radius)
+    it (a small precipitate found smaller than it is). It is found alone when its best component's
+    precipitate ions come >= `purity` from it (one-to-one); radius errors use such pairs with the
+    component not at the data's edge. Only precipitates wholly inside the data [lo, hi] count (a
+    cut one is a smaller, unknown shape); those cut by the edge are counted apart."""
+    pid, radius, centre = truth.precipitate_id, truth.radius_nm, truth.reconstructed_centres()
+    n_t, n_c = len(radius), len(comp_radius)
+    comp_of_ion = np.maximum(comp_of_ion, 0)
     both = (pid > 0) & (comp_of_ion > 0)
     overlap = np.zeros((n_t + 1, n_c + 1), np.int64)
     np.add.at(overlap, (pid[both], comp_of_ion[both]), 1)
@@ -80,56 +78,98 @@ def match_precipitates(truth: dict, comp_of_ion: np.ndarray, comp_radius: np.nda
             cut += 1
             continue
         j = int(np.argmax(overlap[k])) if overlap[k].any() else 0
-        pure = j > 0 and overlap[k, j] >= purity * overlap[:, j].sum()
-        rows.append({"radius_nm": float(radius[k - 1]),
-                     "detected": bool(labelled_t[k] >= detect_fraction * n_ions_t[k] or points_at[k, 1:].any()),
-                     "radius_error_nm": float(comp_radius[j - 1] - radius[k - 1])
-                     if pure and not comp_edge[j - 1] else None})
+        detected = bool(labelled_t[k] >= detect_fraction * n_ions_t[k] or points_at[k, 1:].any())
+        alone = detected and j > 0 and overlap[k, j] >= purity * overlap[:, j].sum()
+        rows.append({"radius_nm": float(radius[k - 1]), "detected": detected, "alone": bool(alone),
+                     "found_radius_nm": float(comp_radius[j - 1]) if alone and not comp_edge[j - 1] else None})
     r = np.array([row["radius_nm"] for row in rows])
     det = np.array([row["detected"] for row in rows], bool)
+    alone = np.array([row["alone"] for row in rows], bool)
     per_bin = []
     for a, b in zip(RADIUS_BINS_NM[:-1], RADIUS_BINS_NM[1:]):
         sel = (r >= a) & (r < b)
         if sel.any():
             per_bin.append({"radius_nm": [a, b], "precipitates": int(sel.sum()), "detected": int(det[sel].sum()),
                             "rate": float(det[sel].mean())})
-    pairs = [(row["radius_nm"], row["radius_error_nm"]) for row in rows if row["radius_error_nm"] is not None]
-    err = np.array([e for _, e in pairs])
+    pairs = [(row["radius_nm"], row["found_radius_nm"]) for row in rows if row["found_radius_nm"] is not None]
     rt = np.array([t for t, _ in pairs])
+    rf = np.array([f for _, f in pairs])
+    rate = lambda sel: float(det[sel].mean()) if sel.any() else None  # noqa: E731
     return {
         "precipitates_inside": len(rows),
         "precipitates_cut_by_edge": cut,
         "detected": int(det.sum()),
-        "detection_rate_r_ge_1.5nm": float(det[r >= 1.5].mean()) if np.any(r >= 1.5) else None,
+        "detection_rate_r_ge_1.5nm": rate(r >= 1.5) if len(r) else None,
+        "detection_rate_r_1.0_1.5nm": rate((r >= 1.0) & (r < 1.5)) if len(r) else None,
         "detection_per_radius_bin": per_bin,
+        "found_alone_rate": float(alone[det].mean()) if det.any() else None,
         "smallest_radius_detected_nm": float(r[det].min()) if det.any() else None,
         "radius_pairs": len(pairs),
         "mean_radius_truth_nm": float(rt.mean()) if len(rt) else None,
-        "mean_radius_found_nm": float((rt + err).mean()) if len(rt) else None,
-        "mean_radius_error_nm": float(err.mean()) if len(err) else None,
-        "sd_radius_error_nm": float(err.std(ddof=1)) if len(err) > 1 else None,
+        "mean_radius_found_nm": float(rf.mean()) if len(rf) else None,
+        "mean_radius_error_nm": float((rf - rt).mean()) if len(rt) else None,
+        "radius_bias": float(rf.mean() / rt.mean() - 1) if len(rt) else None,
+        "sd_radius_error_nm": float((rf - rt).std(ddof=1)) if len(rt) > 1 else None,
     }
 
 
+def score_method(ids: np.ndarray, table: dict, truth, reference: dict, xyz, probability=None) -> dict:
+    """Every measure of one method's per-ion result against the truth. `reference`: the oracle
+    and ceiling labels and the data's bounds (from `reference_labels`)."""
+    inside = truth.inside
+    l12 = ids > 0
+    m = prf(l12, inside)
+    for name in ("oracle", "ceiling"):
+        f = reference[name]["f1"]
+        m[f"{name}_f1"] = f
+        m[f"f1_over_{name}"] = m["f1"] / f if f else None
+    m["volume_bias"] = float(l12.sum() / inside.sum() - 1) if inside.any() else None
+    m["false_positive_fraction"] = float(np.mean(l12[~inside])) if (~inside).any() else None
+    m["ions_labelled_fraction"] = float(np.mean(l12))
+    m["undetermined_fraction"] = float(np.mean(ids < 0))
+    if probability is not None:
+        m["ion_ece"], _ = expected_calibration_error(probability, inside)
+    m.update(match_precipitates(truth, ids, table["radius_nm"], table["touches_edge"], reference["lo"],
+                                reference["hi"]))
+    return m
+
+
+def reference_labels(xyz, truth, grid: VoxelGrid) -> dict:
+    """The oracle's and the ceiling's scores and labels, and the data's bounds."""
+    oracle = oracle_labels(xyz, truth.inside, grid)
+    ceiling = ceiling_labels(xyz, truth)
+    return {"oracle": prf(oracle, truth.inside), "ceiling": prf(ceiling, truth.inside),
+            "lo": xyz.min(axis=0), "hi": xyz.max(axis=0)}
+
+
 def score_scan(scan_path, truth_path, input_override=None, range_override=None) -> dict:
-    """Per method in the segmented scan: per-ion P/R/F1 of "inside L1_2" with the oracle's F1
-    beside it, detection per radius bin and radius error against the ground truth."""
+    """Per method in the segmented scan: every measure of `score_method` against the truth."""
+    from ..contracts.segmentation import read_segmentation
+    from ..contracts.truth import read_truth
     from .inputs import load_scan_data
     data = load_scan_data(scan_path, input_override, range_override)
-    truth = truth_table(truth_path, len(data.xyz))
-    inside = truth["id"] > 0
-    grid = data.voxels.grid
-    oracle = prf(oracle_labels(data.xyz, inside, grid), inside)
-    lo, hi = data.xyz.min(axis=0), data.xyz.max(axis=0)
-    out = {"oracle": oracle, "ions": len(inside), "ions_inside_precipitates": int(inside.sum()), "methods": {}}
-    with h5py.File(data.path, "r") as f:
-        if "precipitates" not in f:
-            raise InputError(data.path, "not segmented yet: run `apt-cnn segment` first")
-        for method, g in f["precipitates"].items():
-            comp_of_ion = voxel_values(data.xyz, grid, g["voxel_label"][:].astype(np.int64))
-            m = prf(comp_of_ion > 0, inside)
-            m["oracle_f1"] = oracle["f1"]
-            m["f1_over_oracle"] = m["f1"] / oracle["f1"] if oracle["f1"] else None
-            m.update(match_precipitates(truth, comp_of_ion, g["radius_nm"][:], g["touches_edge"][:], lo, hi))
-            out["methods"][method] = m
+    seg = read_segmentation(data.path)
+    truth = read_truth(truth_path, len(data.xyz))
+    ref = reference_labels(data.xyz, truth, data.grid)
+    out = {"oracle": ref["oracle"], "ceiling": ref["ceiling"], "ions": len(data.xyz),
+           "ions_inside_precipitates": int(truth.inside.sum()), "default": seg.default, "methods": {}}
+    for name, rec in seg.methods.items():
+        out["methods"][name] = score_method(rec.ion_precipitate_id, rec.table, truth, ref, data.xyz,
+                                            rec.ion_probability)
     return out
+
+
+def run(args):
+    from ..fileutil import atomic_output
+    result = score_scan(args.scan, args.truth, args.input, args.range)
+    text = json.dumps(result, indent=1)
+    if args.out:
+        with atomic_output(args.out, args.overwrite) as tmp:
+            with open(tmp, "w") as fh:
+                fh.write(text)
+    print(text)
+    o, c = result["oracle"]["f1"], result["ceiling"]["f1"]
+    for name, m in result["methods"].items():
+        log.info("score: %-16s F1 %.3f (oracle %.3f, ratio %.2f; ceiling %.3f), P %.3f, R %.3f, volume %+.0f %%, "
+                 "detected %d/%d", name, m["f1"], o, m["f1_over_oracle"] or 0, c, m["precision"], m["recall"],
+                 100 * (m["volume_bias"] or 0), m["detected"], m["precipitates_inside"])

@@ -1,0 +1,179 @@
+"""The scan file (SCAN.h5, schema apt-cnn-hpc/scan/1) and its XDMF sidecar for ParaView.
+
+  /voxels/probability_sum  float32 [nx, ny, nz]  sum of the L1_2 probabilities of the evaluated
+                           cubes covering each voxel (0..64); attrs origin_nm (3), voxel_nm
+  /voxels/probability_sum_sd float32             ensemble scans: sd of the members' sums
+  /voxels/window_count     uint8   [nx, ny, nz]  evaluated cubes covering each voxel (0..64)
+  /voxels/ion_count        uint32  [nx, ny, nz]  ions (all species) in each voxel
+  /cubes/origin_nm         float32 [n, 3]        lower corner of every evaluated cube
+  /cubes/probability       float32 [n]           its calibrated L1_2 probability (model card)
+  /cubes/probability_members float32 [n, K]      ensemble scans: each member's
+  /cubes/n_reference       uint32  [n]           its reference ions
+  /provenance              attrs json: config, input/range SHA-256, model card and hash, versions,
+                           ranks, per-rank timings and peak memory
+  attrs: schema, n_ions, cubes_evaluated, cubes_skipped_few_references, n_ranks, min_reference,
+         ensemble_members
+Voxel (i, j, k) covers origin_nm + [i, i+1) x [j, j+1) x [k, k+1) * voxel_nm. The segmentation
+(contracts/segmentation.py) adds its groups to the same file.
+"""
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..errors import InputError
+from ..fileutil import atomic_h5, atomic_output
+from ..provenance import write_h5_provenance
+from ..sdm import VoxelGrid
+from .schema import check_schema, schema_name
+
+KIND, VERSION = "scan", 1
+
+XDMF = """<?xml version="1.0" ?>
+<!-- ParaView reads the fastest-varying axis as X: here that is the reconstruction's z (depth),
+     so ParaView's X, Y, Z are the data's z, y, x. Coordinates are in nm. -->
+<Xdmf Version="3.0">
+ <Domain>
+  <Grid Name="voxels" GridType="Uniform">
+   <Topology TopologyType="3DCoRectMesh" Dimensions="{n0} {n1} {n2}"/>
+   <Geometry GeometryType="ORIGIN_DXDYDZ">
+    <DataItem Dimensions="3" NumberType="Float" Format="XML">{o0} {o1} {o2}</DataItem>
+    <DataItem Dimensions="3" NumberType="Float" Format="XML">{v} {v} {v}</DataItem>
+   </Geometry>
+{attributes}
+  </Grid>
+ </Domain>
+</Xdmf>
+"""
+ATTR = """   <Attribute Name="{name}" AttributeType="Scalar" Center="Cell">
+    <DataItem Dimensions="{d0} {d1} {d2}" NumberType="{nt}" Precision="{p}" Format="HDF">{file}:/voxels/{name}</DataItem>
+   </Attribute>"""
+
+
+def write_xdmf(path, h5_name: str, grid, datasets: dict):
+    nx, ny, nz = grid.shape
+    attrs = "\n".join(ATTR.format(name=k, d0=nx, d1=ny, d2=nz, file=h5_name,
+                                  nt="Float" if v.dtype.kind == "f" else "UInt", p=v.dtype.itemsize)
+                      for k, v in datasets.items())
+    text = XDMF.format(n0=nx + 1, n1=ny + 1, n2=nz + 1, o0=grid.origin_nm[0], o1=grid.origin_nm[1],
+                       o2=grid.origin_nm[2], v=grid.voxel_nm, attributes=attrs)
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def write_scan(out, grid, voxels: dict, cubes: dict, record: dict, extra_attrs: dict, overwrite=True):
+    """Rank 0 writes everything (serial h5py)."""
+    with atomic_h5(out, overwrite) as f:
+        g = f.create_group("voxels")
+        for k, v in voxels.items():
+            g.create_dataset(k, data=v, compression="gzip", compression_opts=1)
+        g["probability_sum"].attrs["origin_nm"] = np.asarray(grid.origin_nm, np.float64)
+        g["probability_sum"].attrs["voxel_nm"] = grid.voxel_nm
+        g.attrs["origin_nm"] = np.asarray(grid.origin_nm, np.float64)
+        g.attrs["voxel_nm"] = grid.voxel_nm
+        g.attrs["index_order"] = "x, y, z"
+        c = f.create_group("cubes")
+        for k, v in cubes.items():
+            c.create_dataset(k, data=v)
+        for k, v in extra_attrs.items():
+            f.attrs[k] = v
+        f.attrs["schema"] = schema_name(KIND, VERSION)
+        write_h5_provenance(f, record)
+    write_xdmf(Path(str(out)).with_suffix(".xdmf"), Path(str(out)).name, grid, voxels)
+
+
+@dataclass
+class VoxelMap:
+    grid: VoxelGrid
+    probability_sum: np.ndarray
+    window_count: np.ndarray
+    ion_count: np.ndarray
+    full_window: int           # cubes covering an interior voxel (64 for 4 nm / 1 nm)
+    provenance: dict = field(default_factory=dict)
+    probability_sum_sd: np.ndarray | None = None   # ensemble scans: sd of the members' sums
+
+    @property
+    def covered(self) -> np.ndarray:
+        """Voxels under at least one evaluated cube."""
+        return self.window_count > 0
+
+    def _to_full_window(self, a: np.ndarray) -> np.ndarray:
+        """Per-voxel sums scaled to a full window (NaN where no cube was evaluated)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.window_count > 0, a * self.full_window / self.window_count, np.nan)
+
+    def scaled_sum(self) -> np.ndarray:
+        """Sums scaled to a full window, so edge voxels covered by fewer evaluated cubes compare
+        with the same threshold (NaN where no cube was evaluated)."""
+        return self._to_full_window(self.probability_sum)
+
+    def uncertain(self, threshold: float, sigmas: float) -> np.ndarray | None:
+        """Voxels whose members disagree about the side of the threshold: |mean - threshold| <
+        sigmas x sd, both scaled to a full window (None without an ensemble)."""
+        if self.probability_sum_sd is None:
+            return None
+        with np.errstate(invalid="ignore"):   # NaN (uncovered) compares False
+            return self.covered & (np.abs(self.scaled_sum() - threshold)
+                                   < sigmas * self._to_full_window(self.probability_sum_sd))
+
+    def mask(self, threshold: float) -> np.ndarray:
+        s = self.scaled_sum()
+        return np.nan_to_num(s, nan=-1.0) > threshold
+
+
+def _open(path) -> h5py.File:
+    try:
+        f = h5py.File(path, "r")
+    except (FileNotFoundError, OSError):
+        raise InputError(path, "not found or not an HDF5 file") from None
+    if "voxels/probability_sum" not in f:
+        f.close()
+        raise InputError(path, "not a scan file (no /voxels/probability_sum)")
+    try:
+        check_schema(f.attrs.get("schema"), path, KIND, (VERSION,))
+    except InputError:
+        f.close()
+        raise
+    return f
+
+
+def read_voxel_map(path) -> VoxelMap:
+    with _open(path) as f:
+        try:
+            g = f["voxels"]
+            ps = g["probability_sum"]
+            grid = VoxelGrid(tuple(float(v) for v in ps.attrs["origin_nm"]), float(ps.attrs["voxel_nm"]),
+                             tuple(int(n) for n in ps.shape))
+            prov = json.loads(f["provenance"].attrs["json"])
+            sdm = prov["config"]["sdm"]
+            m = int(round(sdm["cube_nm"] / sdm["voxel_nm"]))
+            sd = g["probability_sum_sd"][:] if "probability_sum_sd" in g else None
+            return VoxelMap(grid, ps[:], g["window_count"][:], g["ion_count"][:], m ** 3, prov, sd)
+        except (KeyError, ValueError, TypeError) as exc:   # a damaged or foreign file
+            raise InputError(path, f"scan file is incomplete or damaged ({exc})") from None
+
+
+@dataclass
+class Cubes:
+    origin_nm: np.ndarray       # [n, 3] lower corners
+    probability: np.ndarray     # [n] calibrated L1_2 probability
+    n_reference: np.ndarray     # [n]
+
+
+def read_cubes(path) -> Cubes:
+    """The evaluated cubes of a scan file."""
+    with _open(path) as f:
+        try:
+            c = f["cubes"]
+            return Cubes(c["origin_nm"][:].astype(np.float64), c["probability"][:].astype(np.float64),
+                         c["n_reference"][:].astype(np.float64))
+        except KeyError as exc:
+            raise InputError(path, f"scan file is incomplete or damaged ({exc})") from None
+
+
+def read_attrs(path) -> dict:
+    """The scan file's top-level attributes (counts of ions and cubes, ranks)."""
+    with _open(path) as f:
+        return {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
