@@ -104,10 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--members", type=int, default=1,
                    help="train an ensemble: K members with seeds SEED..SEED+K-1 in OUT/member_k")
     s.add_argument("--skip-heldout", action="store_true", help="no held-out specimen evaluation")
-    s.add_argument("--validation", help="dictionary of another seed: its maps calibrate the output (--calibrate) "
-                                        "or its pure maps set the operating threshold (default: W / (W + 1))")
+    s.add_argument("--validation", help="dictionary of another seed whose pure maps set the operating "
+                                        "threshold of an uncalibrated model (default: W / (W + 1))")
     s.add_argument("--calibrate", action="store_true",
-                   help="calibrate the output on --validation (Platt scaling); maps are called L1_2 at 0.5")
+                   help="calibrate the output on the cubes of simulated specimens of other seeds (Platt "
+                        "scaling); maps are then called L1_2 at 0.5")
     s.set_defaults(func=_stage("model.run:run_train"))
 
     s = sub.add_parser("evaluate", help="recompute a model's card metrics (test split, held-out specimens)")

@@ -2,7 +2,8 @@
 # The main job on the embedded default: a synthetic Al-6.79Li-5.18Mg specimen (paper's alloy),
 # its SDMs inside a precipitate and in the matrix, a small synthetic dictionary on 2 ranks, the
 # distributed scan with the shipped default model -> 1 nm voxel map of L1_2 probability, then
-# segmentation (CNN rule and isocomposition baseline), scoring against the known truth and the
+# segmentation by every recognition method (the default, the paper's rule, isocomposition, the
+# order-parameter floor), scoring against the known truth and the
 # report (index.html).
 set -euo pipefail
 cd "$(dirname "$0")/.."

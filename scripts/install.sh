@@ -80,7 +80,7 @@ if ! "$VENV/bin/python" -c "import horovod.tensorflow" 2>/dev/null; then
     "$PIP" download -q --no-deps --no-binary=:all: -d "$BUILD" "horovod==$HVD_VERSION"
     tar -xzf "$BUILD"/horovod-$HVD_VERSION.tar.gz -C "$BUILD"
     SRC="$BUILD/horovod-$HVD_VERSION"
-    # XLA ops are GPU-only and include headers the TF wheel does not ship (DESIGN.md section 4).
+    # XLA ops are GPU-only and include headers the TF wheel does not ship (docs/design.md section 4).
     sed -i 's/^#if TENSORFLOW_VERSION >= 2006000000$/#if TENSORFLOW_VERSION >= 2006000000 \&\& HAVE_GPU/' \
       "$SRC/horovod/tensorflow/xla_mpi_ops.cc"
     grep -q '2006000000 && HAVE_GPU' "$SRC/horovod/tensorflow/xla_mpi_ops.cc" || { echo "install: Horovod patch did not apply" >&2; exit 1; }

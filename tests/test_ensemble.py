@@ -58,7 +58,7 @@ def test_ensemble_scan_is_the_members_mean_and_spread(ensemble):
 
 def test_segment_counts_uncertain_voxels(ensemble):
     _, scans = ensemble
-    proc = run_cli("segment", scans["ens"], "--threshold", 40)
+    proc = run_cli("segment", scans["ens"], "--set", "methods.paper.threshold=40")
     assert proc.returncode == 0, proc.stderr[-3000:]
     with h5py.File(scans["ens"]) as f:
         mean, sd = f["voxels/probability_sum"][:], f["voxels/probability_sum_sd"][:]

@@ -45,6 +45,18 @@ def test_default_library_targets_the_share_with_class_independent_acquisition():
             targets.append(target)
     assert min(targets) < 0.1 and 0.1 < max(targets)
     assert any(0.05 < t < 0.95 for t in targets)   # partial shares are kept, not redrawn
+    spheres = [simulate_map(spec, s, i)[3]["spheres"] for i in range(4, 28)]
+    assert set(spheres) <= {1.0, 2.0, 3.0} and max(spheres) > 1    # dense precipitation: neighbours
+
+
+def test_neighbouring_spheres_keep_their_gap():
+    from apt_cnn_hpc.crystal import load_structure
+    from apt_cnn_hpc.crystal.block import Inclusion
+    from apt_cnn_hpc.library.simulate import _apart
+    l12 = load_structure("l12_al3limg")
+    a = Inclusion(l12, np.zeros(3), 1.0)
+    assert _apart(Inclusion(l12, np.array([2.31, 0, 0]), 1.0), [a]) != []
+    assert _apart(Inclusion(l12, np.array([2.29, 0, 0]), 1.0), [a]) == []
 
 
 def test_same_index_same_map():

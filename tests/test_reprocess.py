@@ -36,7 +36,7 @@ def test_reprocess_runs_each_run_once_and_isolates_failures(small_specimen, tmp_
     assert not (outbox / "run_a").exists()
     scan_b = outbox / "run_b" / "run_b_scan.h5"
     with h5py.File(scan_b) as f:
-        assert "precipitates/cnn/radius_nm" in f
+        assert f"precipitates/{f['precipitates'].attrs['default']}/ion_precipitate_id" in f
     assert (outbox / "run_b" / "report" / "index.html").is_file()
     assert not (outbox / "run_c").exists()                             # nothing half-written
     runs = json.loads((outbox / "manifest.json").read_text())["runs"]

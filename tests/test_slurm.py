@@ -1,7 +1,7 @@
 """The slurm/ scripts on a REAL single-node Slurm, started by this test and stopped after.
 
 Debian's slurm-wlm and munge are installed with apt-get when missing; the test skips (with the
-reason) where that is impossible. Settings follow ../shared/DESIGN.md section 5.
+reason) where that is impossible. Settings follow docs/design.md section 5.
 """
 import os
 import re
@@ -145,7 +145,7 @@ def test_every_script_runs_on_a_real_slurm(slurm, small_specimen, tmp_path):
     _submit(slurm, "scan.sbatch", tmp_path, INPUT=f"{small_specimen}.pos", RANGE=f"{small_specimen}.rrng",
             OUT="scan.h5")
     with h5py.File(tmp_path / "scan.h5") as f:
-        assert f.attrs["n_ranks"] == 2 and "precipitates/cnn/radius_nm" in f
+        assert f.attrs["n_ranks"] == 2 and f"precipitates/{f['precipitates'].attrs['default']}/ion_precipitate_id" in f
     assert (tmp_path / "scan_report" / "index.html").is_file()
 
     inbox = tmp_path / "inbox"

@@ -34,12 +34,12 @@ class Inclusion:
 
 
 def simulate_block(structure: Structure, p: BlockParams, half_size_nm: float, rng,
-                   inclusion: Inclusion | None = None):
+                   inclusions: tuple = ()):
     """Atoms of `structure` in the cube [-h, h)^3 after rotation and the instrument's artefacts.
 
     The lattice is generated in a margin around the cube so that noise moves atoms in and out of
-    it as in a real reconstruction. Sites inside `inclusion` (judged on their true positions)
-    take the inclusion's species; the instrument's interface magnification acts about its centre.
+    it as in a real reconstruction. Sites inside an inclusion (judged on their true positions)
+    take its species; the instrument's interface magnification acts about each centre.
     Background ions (the instrument's fraction of the detected atoms) sit at random positions
     with species drawn from the detected ones: background that falls into the ranges (the worst
     case for a map). Curved planes are left out: over a block their slope is a small tilt.
@@ -47,7 +47,7 @@ def simulate_block(structure: Structure, p: BlockParams, half_size_nm: float, rn
     """
     inst = p.instrument
     margin = 3 * max(inst.sigma_xy_nm, inst.sigma_z_nm) \
-        + (abs(inst.interface_magnification - 1) * inclusion.radius_nm if inclusion is not None else 0.0)
+        + abs(inst.interface_magnification - 1) * max((inc.radius_nm for inc in inclusions), default=0.0)
     h = half_size_nm
     lo, hi = np.full(3, -h - margin), np.full(3, h + margin)
     lo[2], hi[2] = min(lo[2], -h / inst.z_scale - margin), max(hi[2], h / inst.z_scale + margin)
@@ -55,17 +55,17 @@ def simulate_block(structure: Structure, p: BlockParams, half_size_nm: float, rn
     shift = rng.random(3) * structure.a_nm
     pos, basis, frac = lattice_sites(structure.sites, structure.a_nm, p.rotation(), lo, hi, origin_nm=shift)
     names = list(structure.species)
-    if inclusion is not None:
-        names += [s for s in inclusion.structure.species if s not in names]
+    for inc in inclusions:
+        names += [s for s in inc.structure.species if s not in names]
     spec = draw_species(structure.sublattice[basis], structure.occupancy, names, rng)
     inside = np.zeros(len(pos), bool)
-    centres = radii = None
-    if inclusion is not None:
-        inside = np.sum((pos - inclusion.centre_nm) ** 2, axis=1) < inclusion.radius_nm ** 2
-        sub = inclusion.structure.site_sublattice(frac[inside], inclusion.variant)
-        spec[inside] = draw_species(sub, inclusion.structure.occupancy, names, rng)
-        centres, radii = inclusion.centre_nm[None], np.array([inclusion.radius_nm])
-    keep, pos = inst.detect(pos, rng, centres, radii)
+    for inc in inclusions:
+        here = np.sum((pos - inc.centre_nm) ** 2, axis=1) < inc.radius_nm ** 2
+        sub = inc.structure.site_sublattice(frac[here], inc.variant)
+        spec[here] = draw_species(sub, inc.structure.occupancy, names, rng)
+        inside |= here
+    centres = np.array([inc.centre_nm for inc in inclusions]).reshape(-1, 3)
+    keep, pos = inst.detect(pos, rng, centres, np.array([inc.radius_nm for inc in inclusions]))
     ok = np.all((pos >= -h) & (pos < h), axis=1)
     pos, spec, inside = pos[ok], spec[keep][ok], inside[keep][ok]
     n_bg = rng.poisson(inst.background_fraction * len(pos)) if inst.background_fraction > 0 else 0

@@ -36,7 +36,7 @@ KINDS = ("fcc", "l12", "mixed")
 EXTRA_ACQUISITION = {"pole_tilt_deg": 0.0, "pole_tilt_azimuth_deg": 0.0, "z_scale": 1.0,
                      "background_fraction": 0.0, "interface_magnification": 1.0}
 PARAMS = ("sigma_xy_nm", "sigma_z_nm", "efficiency", "azimuth_deg", "rotation_deg",
-          "solute_li", "solute_mg", "corner_al", "n_reference", "n_pairs", "l12_fraction",
+          "solute_li", "solute_mg", "corner_al", "n_reference", "n_pairs", "l12_fraction", "spheres",
           *EXTRA_ACQUISITION)
 
 
@@ -67,10 +67,13 @@ class LibrarySpec:
             self.mixed_fcc_below = float(mixed.get("fcc_below", 0.0))
             self.mixed_radius = value_range(mixed, "radius_nm", where, 0.1) if mixed else (0.5, 4.0)
             self.mixed_target = str(mixed.get("target", "threshold"))
+            self.mixed_spheres = tuple(int(v) for v in mixed.get("spheres", (1, 1)))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(where, f"missing or malformed setting {exc}") from None
         if any(v < 0 for v in self.counts.values()) or sum(self.counts.values()) == 0:
             raise InputError(where, f"counts must be >= 0 and not all zero, got {self.counts}")
+        if len(self.mixed_spheres) != 2 or not 1 <= self.mixed_spheres[0] <= self.mixed_spheres[1]:
+            raise InputError(where, f"mixed.spheres must be [min, max] with 1 <= min <= max, got {self.mixed_spheres}")
         if self.mixed_target not in ("share", "threshold"):
             raise InputError(where, f"mixed.target must be 'share' or 'threshold', got '{self.mixed_target}'")
         Instrument(**{k: hi for k, (lo, hi) in self.extra.items()}).check(where)
@@ -142,7 +145,7 @@ def simulate_map(spec: LibrarySpec, settings: SDMSettings, i: int):
     sxy = spec.sigma_xy["fcc" if kind == "mixed" else kind]
     p = {"sigma_xy_nm": u(sxy), "sigma_z_nm": u(sz), "efficiency": u(spec.efficiency),
          "azimuth_deg": u(spec.azimuth), "rotation_deg": u(spec.rotation), "solute_li": 0.0,
-         "solute_mg": 0.0, "corner_al": 0.0}
+         "solute_mg": 0.0, "corner_al": 0.0, "spheres": 0.0}
     p.update({k: float(extra_rng.uniform(lo, hi)) for k, (lo, hi) in spec.extra.items()})
     if kind != "mixed":
         p["interface_magnification"] = 1.0     # no interface in a pure map
@@ -150,21 +153,23 @@ def simulate_map(spec: LibrarySpec, settings: SDMSettings, i: int):
     inst = Instrument(**{k: p[k] for k in ("efficiency", "sigma_xy_nm", "sigma_z_nm", *EXTRA_ACQUISITION)})
     bp = BlockParams(inst, p["azimuth_deg"], p["rotation_deg"], spec.pole, spec.x_direction)
     if kind == "fcc":
-        zx, n_ref, _ = _block_map(_fcc_with_solute(spec, rng, p), bp, None, settings, rng)
+        zx, n_ref, _ = _block_map(_fcc_with_solute(spec, rng, p), bp, [], settings, rng)
         p["l12_fraction"], label = 0.0, LABELS["fcc"]
     elif kind == "l12":
-        zx, n_ref, _ = _block_map(_partly_ordered_l12(spec, rng, p), bp, None, settings, rng)
+        zx, n_ref, _ = _block_map(_partly_ordered_l12(spec, rng, p), bp, [], settings, rng)
         p["l12_fraction"], label = 1.0, LABELS["l12"]
     else:
         st = _fcc_with_solute(spec, rng, p)
         ordered = _partly_ordered_l12(spec, rng, p)
+        n_spheres = int(extra_rng.integers(spec.mixed_spheres[0], spec.mixed_spheres[1] + 1))
         for _ in range(50):  # threshold target: redraw until the cube is clearly one class or the other
-            r = u(spec.mixed_radius)
-            centre = rng.uniform(-half_cube - r * 0.8, half_cube + r * 0.8, 3)
-            inc = Inclusion(ordered, centre, r, int(rng.integers(len(ordered.variants))))
-            zx, n_ref, frac = _block_map(st, bp, inc, settings, rng)
+            spheres = [_sphere(spec, ordered, rng, half_cube)]
+            for _ in range(n_spheres - 1):   # dense precipitation: neighbours in other variants
+                spheres += _apart(_sphere(spec, ordered, rng, half_cube), spheres)
+            zx, n_ref, frac = _block_map(st, bp, spheres, settings, rng)
             if spec.mixed_target == "share" or not spec.mixed_fcc_below < frac < spec.mixed_threshold:
                 break
+        p["spheres"] = float(len(spheres))
         p["l12_fraction"] = frac
         label = int(frac >= (0.5 if spec.mixed_target == "share" else spec.mixed_threshold))
     p["n_reference"] = float(n_ref)
@@ -173,12 +178,27 @@ def simulate_map(spec: LibrarySpec, settings: SDMSettings, i: int):
     return to_uint8(zx), label, target, p
 
 
-def _block_map(st, bp: BlockParams, inclusion, settings: SDMSettings, rng):
+def _sphere(spec: LibrarySpec, ordered, rng, half_cube: float) -> Inclusion:
+    """An L1_2 sphere that may cut the cube: radius from the config, centre anywhere it still
+    reaches into the cube, a random translational variant."""
+    r = float(rng.uniform(*spec.mixed_radius))
+    centre = rng.uniform(-half_cube - r * 0.8, half_cube + r * 0.8, 3)
+    return Inclusion(ordered, centre, r, int(rng.integers(len(ordered.variants))))
+
+
+def _apart(sphere: Inclusion, placed: list, gap_nm: float = 0.3) -> list:
+    """[sphere] when it keeps `gap_nm` from every placed sphere's surface, else []."""
+    far = all(np.linalg.norm(sphere.centre_nm - q.centre_nm) >= sphere.radius_nm + q.radius_nm + gap_nm
+              for q in placed)
+    return [sphere] if far else []
+
+
+def _block_map(st, bp: BlockParams, inclusions: list, settings: SDMSettings, rng):
     """zx-SDM counts of the central cube of a simulated block, its reference count and the share
-    of its references inside the inclusion."""
+    of its references inside the inclusions."""
     half_cube = settings.cube_nm / 2
     pos, species, names, in_inc = simulate_block(st, bp, half_cube + settings.neighbour_radius_nm,
-                                                 rng, inclusion)
+                                                 rng, inclusions)
     ref_name, part_name = settings.pair
     ids = np.arange(len(pos))
     is_part = species == names.index(part_name)

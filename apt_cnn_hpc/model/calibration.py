@@ -1,11 +1,12 @@
 """Calibrated probabilities: the map from the network's output to a probability a user can read.
 
 A model trained on the L1_2 share of mixed maps (library `mixed.target: share`) predicts the
-probability that a reference ion drawn from the cube lies in L1_2. Training leaves it close to
-calibrated but not exactly (finite data, early stopping); Platt scaling (Platt 1999) in logit
-space, p = sigmoid(a logit(raw) + b), fitted by cross-entropy on the maps of a separate
-validation dictionary (another seed; pure and mixed, soft targets), removes what is left. The
-expected calibration error (ECE) and a reliability diagram are measured on held-out maps.
+probability that a reference ion drawn from the cube lies in L1_2, calibrated on the library's
+own mix of structures and shares. The cubes of a real scan differ (the precipitates' order, the
+shares a precipitate population makes), so Platt scaling (Platt 1999) in logit space,
+p = sigmoid(a logit(raw) + b), is fitted by cross-entropy on the cubes of simulated specimens of
+other seeds against their true shares (model/evaluate.py `calibrate`). The expected calibration
+error (ECE) and a reliability diagram are measured on held-out maps and held-out specimens.
 """
 import numpy as np
 from scipy.optimize import minimize

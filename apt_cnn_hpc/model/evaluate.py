@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 from scipy.stats import rankdata  # noqa: E402
 
 from ..config import load_config, merge  # noqa: E402
-from .calibration import expected_calibration_error, fit_platt, plot_reliability  # noqa: E402
+from .calibration import apply_calibration, expected_calibration_error, fit_platt, plot_reliability  # noqa: E402
 from .cnn import logit  # noqa: E402
 from ..crystal.specimen import make_specimen  # noqa: E402
 from ..sdm.cubes import all_cube_maps  # noqa: E402
@@ -135,8 +135,30 @@ def test_split_metrics(predictor, f, test_idx, threshold: float = 0.5) -> dict:
     return out
 
 
+def calibration_specimens(n_alloy: int = 10, n_matrix: int = 4, seed: int = 3000) -> list:
+    """Specimens whose cubes calibrate a model: acquisition drawn over the default library's
+    ranges; alloys with precipitates of every density and size, and pure matrix (most cubes of a
+    real scan are); seeds 3001.. used nowhere else. Calibrating on the cubes a scan sees (not on
+    library maps) matters: one Al-Al map cannot tell a small share of strongly ordered L1_2 from a
+    larger share of weakly ordered L1_2, so the share a map implies depends on the precipitates'
+    order and on how often each share occurs, which these specimens have as a scanned alloy does."""
+    rng = np.random.default_rng(seed)
+    u = lambda a, b: float(rng.uniform(a, b))  # noqa: E731
+    out = []
+    for k in range(n_alloy + n_matrix):
+        alloy = k < n_alloy
+        out.append({"seed": seed + 1 + k, "size_nm": [18, 18, 18] if alloy else [16, 16, 16],
+                    "detector": {"efficiency": u(0.3, 0.85), "sigma_xy_nm": u(0.15, 0.6), "sigma_z_nm": u(0.01, 0.1),
+                                 "pole_tilt_deg": u(0, 2.5), "pole_tilt_azimuth_deg": u(0, 360),
+                                 "z_scale": u(0.97, 1.03), "background_fraction": u(0, 0.02)},
+                    "precipitates": {"volume_fraction": u(0.03, 0.25) if alloy else 0.0,
+                                     "radius_mean_nm": u(1.0, 3.0)}})
+    return out
+
+
 def heldout_cubes(settings, specimens=HELDOUT, min_reference: int = 300):
-    """(uint8 maps, L1_2 share of each cube's reference atoms) over the held-out specimens."""
+    """(uint8 maps, L1_2 share of each cube's reference atoms) over synthetic specimens (by
+    default the held-out ones), made by the scan's SDM code path."""
     maps, frac = [], []
     base = load_config("specimen")
     for over in specimens:
@@ -178,7 +200,10 @@ def evaluate_heldout(predictor, settings, out_dir=None, threshold: float = 0.5) 
     a = auc(prob[clear], y)
     centres, medians, counts, crossing = response_curve(prob, frac)
     ece, rows = expected_calibration_error(prob, frac)
+    pure = (frac == 0) | (frac == 1)
     metrics = {"heldout_specimen_auc": a, "heldout_cubes": int(len(frac)), "heldout_ece": ece,
+               "heldout_ece_pure": expected_calibration_error(prob[pure], frac[pure])[0],
+               "heldout_ece_mixed": expected_calibration_error(prob[~pure], frac[~pure])[0],
                "reliability_heldout": rows,
                "heldout_clear_l12": int(y.sum()), "heldout_clear_fcc": int((~y).sum()),
                "heldout_fcc_false_positive_rate": float(np.mean(prob[clear][~y] >= threshold)) if (~y).any() else None,
@@ -213,38 +238,32 @@ def evaluate_heldout(predictor, settings, out_dir=None, threshold: float = 0.5) 
     return metrics
 
 
-def calibrate(predictor, path) -> tuple:
-    """(calibration, record): Platt scaling fitted on every map of a validation dictionary of
-    another seed against its training targets (the L1_2 share of mixed maps)."""
-    from ..contracts.dictionary import open_maps, read_rows
-    from ..fileutil import sha256_file
-    f, _, n = open_maps(path)
-    with f:
-        maps, targets = read_rows(f, np.arange(n), targets=True)
+def calibrate(predictor, settings) -> dict:
+    """Platt scaling of the network's output fitted on the cubes of `calibration_specimens`
+    against each cube's true L1_2 share of reference ions, with the fit's record."""
+    specimens = calibration_specimens()
+    maps, share = heldout_cubes(settings, specimens)
     raw = predictor(maps)
-    cal = fit_platt(raw, targets)
-    before, _ = expected_calibration_error(raw, targets)
-    after, _ = expected_calibration_error(1 / (1 + np.exp(-(cal["a"] * logit(raw) + cal["b"]))), targets)
-    log.info("calibration: Platt a %.4f b %.4f on %d maps of %s; ECE %.4f -> %.4f", cal["a"], cal["b"], n, path,
-             before, after)
-    cal["fitted_on"] = {"path": str(path), "sha256": sha256_file(path), "maps": int(n),
-                        "ece_before": before, "ece_after": after}
+    cal = fit_platt(raw, share)
+    before, _ = expected_calibration_error(raw, share)
+    after, _ = expected_calibration_error(apply_calibration(raw, cal), share)
+    log.info("calibration: Platt a %.4f b %.4f on %d cubes of %d specimens; ECE %.4f -> %.4f", cal["a"], cal["b"],
+             len(share), len(specimens), before, after)
+    cal["fitted_on"] = {"specimens": specimens, "cubes": int(len(share)), "ece_before": before, "ece_after": after}
     return cal
 
 
 def model_metrics(model, f, test_idx, settings, validation, positive_weight: float, calibrated: bool,
                   out_dir=None, heldout: bool = True) -> tuple:
     """(metrics, calibration) of a trained model: with `calibrated`, its output is calibrated on
-    `validation` and maps are called L1_2 at 0.5; else the operating threshold comes from
-    `validation` (or W / (W + 1)). Then the test split and the held-out specimens."""
-    from ..errors import InputError
+    the cubes of simulated specimens and maps are called L1_2 at 0.5; else the operating
+    threshold comes from `validation` (or W / (W + 1)). Then the test split and the held-out
+    specimens."""
     from .predict import Predictor
     raw = Predictor(model)
     calibration, predictor = None, raw
     if calibrated:
-        if not validation:
-            raise InputError(None, "a calibrated model needs --validation (a dictionary of another seed)")
-        calibration = calibrate(raw, validation)
+        calibration = calibrate(raw, settings)
         predictor = Predictor(model, calibration=calibration)
         thr, record = 0.5, None
     else:
@@ -280,9 +299,7 @@ def reevaluate(model_dir, dictionary=None, validation=None) -> dict:
     if tr.get("kinds", "all") != "all":
         test_idx = test_idx[np.isin(kinds_of_rows(f)[test_idx], tr["kinds"])]
     calibrated = bool(tr.get("calibrate", False))
-    recorded = card.get("calibration", {}).get("fitted_on") if calibrated else \
-        card.get("metrics", {}).get("decision_threshold_validation")
-    validation = validation or (recorded or {}).get("path")
+    validation = validation or (card.get("metrics", {}).get("decision_threshold_validation") or {}).get("path")
     with f:
         metrics, calibration = model_metrics(load_model(model_dir), f, test_idx, settings, validation,
                                              float(tr.get("positive_weight", 1.0)), calibrated, model_dir)

@@ -1,4 +1,4 @@
-"""Per-voxel partial maps and exact cube maps by box sums (DESIGN.md section 3).
+"""Per-voxel partial maps and exact cube maps by box sums (docs/design.md section 3).
 
 With partners taken from the whole data set, the map of a cube is the sum over its reference
 atoms of each atom's neighbour histogram, so it is the sum of the partial maps of the voxels it

@@ -97,7 +97,8 @@ def segment(args) -> dict:
     ps = cfg.phase_sdm
     try:
         sdms = phase_sdms(data.xyz, data.species, data.ranges.ion_names, {"l12": l12, "fcc": covered & ~l12},
-                          ps["pairs"], settings, int(ps["max_references"]), int(ps.get("seed", 0)))
+                          ps["pairs"], settings, int(ps["max_references"]), int(ps.get("seed", 0))) \
+            if ps.get("pairs") else {}
     except InputError as exc:
         raise InputError(data.range_path, exc.problem) from None
     summary = {"default": default, "comparison": comparison(records, ranged, default)}

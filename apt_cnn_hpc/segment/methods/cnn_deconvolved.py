@@ -1,8 +1,9 @@
 """The 4 nm cube map unmixed: each cube's calibrated L1_2 probability is its share of L1_2
 reference ions; the voxel fractions that reproduce all shares at once (segment/unmix.py) are
-interpolated to a finer grid and cut at one half. Same cubes, same model as the paper's rule,
-but a boundary where the L1_2 fraction crosses 1/2 instead of where nearly all 64 covering
-cubes are confident, so sizes do not shrink with the window."""
+interpolated to a finer grid and cut (configs/segment.yaml: 0.4 of a voxel's reference ions).
+Same cubes, same model as the paper's rule, but a boundary where the L1_2 fraction crosses the
+cut instead of where nearly all 64 covering cubes are confident, so sizes do not shrink with the
+window."""
 import numpy as np
 
 from ..components import label_components
@@ -13,10 +14,10 @@ from .base import Method, MethodResult, number, register
 @register
 class DeconvolvedCNN(Method):
     name = "cnn_deconvolved"
-    title = "cube L1_2 shares unmixed into voxel fractions, cut at 1/2"
+    title = "calibrated cube L1_2 shares unmixed into voxel fractions"
     colour = "tab:orange"
 
-    def __init__(self, fraction_threshold: float = 0.5, smoothing: float = 0.05, subvoxels: int = 2,
+    def __init__(self, fraction_threshold: float = 0.4, smoothing: float = 0.01, subvoxels: int = 2,
                  connectivity: int = 1, min_voxels: int = 1, max_iterations: int = 500):
         super().__init__(fraction_threshold=fraction_threshold, smoothing=smoothing, subvoxels=subvoxels,
                          connectivity=connectivity, min_voxels=min_voxels, max_iterations=max_iterations)
