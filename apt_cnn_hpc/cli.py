@@ -139,8 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scan", help="classify every 4 nm cube; 1 nm voxel map (mpiexec -n N or srun)")
     s.add_argument("input", help="POS, ePOS, APT or CSV file")
     s.add_argument("--range", required=True)
-    s.add_argument("--out", required=True, help="SCAN.h5 (+ SCAN.xdmf for ParaView)")
-    s.add_argument("--model", help="model directory (default: models/default)")
+    s.add_argument("--out", required=True, nargs="+", help="SCAN.h5 (+ SCAN.xdmf for ParaView); one per --model")
+    s.add_argument("--model", nargs="+", help="model directory (default: models/default); several: one scan file "
+                                              "per model from maps made once")
     s.add_argument("--ensemble", type=int, default=1, metavar="K",
                    help="use the first K members of an ensemble --model (train --members); "
                         "writes /voxels/probability_sum_sd")

@@ -147,7 +147,7 @@ def worker(pos, rng_path, sample: int):
     pred(np.zeros((1, settings.map_bins, settings.map_bins), np.uint8))    # compile outside the timing
     rss_base = current_rss_mb()
     t0 = time.perf_counter()
-    n_total, grid, slabs, local, _, phases = distribute(comm, pos, False, settings)
+    n_total, grid, slabs, local, _, _, phases = distribute(comm, pos, False, settings)
     t1 = time.perf_counter()
     index, ref_pos, ref_ids, n_ref = cube_inputs(local, read_ranges(rng_path), settings, grid)
     t_index = time.perf_counter() - t1

@@ -67,13 +67,15 @@ def rank_scans(small_specimen, tmp_path_factory):
 @pytest.fixture(scope="session")
 def scanned_specimen(tmp_path_factory):
     """A 34 nm specimen not used in training (seed 2024), scanned on 2 ranks with the default
-    model: {"prefix": PREFIX (PREFIX.pos, .rrng, _truth.h5), "scan": SCAN.h5}."""
+    model and the Table 1 model (one scan, two files): {"prefix": PREFIX (PREFIX.pos, .rrng,
+    _truth.h5), "scan": SCAN.h5, "scan_table1": SCAN.h5 of the Table 1 model}."""
     d = tmp_path_factory.mktemp("scanned")
     proc = run_cli("specimen", "--out", d / "s", "--size", 34, 34, 34, "--seed", 2024)
     assert proc.returncode == 0, proc.stderr
-    proc = run_cli("scan", d / "s.pos", "--range", d / "s.rrng", "--out", d / "scan.h5", ranks=2)
+    proc = run_cli("scan", d / "s.pos", "--range", d / "s.rrng", "--out", d / "scan.h5", d / "scan_table1.h5",
+                   "--model", REPO / "models" / "default", REPO / "models" / "table1", ranks=2)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return {"prefix": d / "s", "scan": d / "scan.h5"}
+    return {"prefix": d / "s", "scan": d / "scan.h5", "scan_table1": d / "scan_table1.h5"}
 
 
 def apt_install(*packages, probe: str) -> str | None:

@@ -25,7 +25,23 @@ def ensemble(small_specimen, tmp_path_factory):
         proc = run_cli("scan", f"{small_specimen}.pos", "--range", f"{small_specimen}.rrng", "--out", scans[name],
                        *args, ranks=ranks)
         assert proc.returncode == 0, proc.stderr[-3000:]
+    scans["pair"] = [d / "pair0.h5", d / "pair1.h5"]      # two models at once: one file each
+    proc = run_cli("scan", f"{small_specimen}.pos", "--range", f"{small_specimen}.rrng", "--out", *scans["pair"],
+                   "--model", d / "ens" / "member_0", d / "ens" / "member_1", ranks=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     return d, scans
+
+
+def test_several_models_in_one_scan_equal_their_own_scans(ensemble):
+    """The maps are made once; each file is what a scan with that model alone writes."""
+    _, scans = ensemble
+    for pair, alone in zip(scans["pair"], (scans["m0"], scans["m1"])):
+        with h5py.File(pair) as f, h5py.File(alone) as g:
+            np.testing.assert_allclose(f["voxels/probability_sum"][:], g["voxels/probability_sum"][:], atol=1e-5)
+            np.testing.assert_array_equal(f["cubes/origin_nm"][:], g["cubes/origin_nm"][:])
+            assert "probability_members" not in f["cubes"] and f.attrs["ensemble_members"] == 1
+            assert json.loads(f["provenance"].attrs["json"])["model_sha256"] == \
+                json.loads(g["provenance"].attrs["json"])["model_sha256"]
 
 
 def test_members_differ_by_their_seed(ensemble):
@@ -77,4 +93,6 @@ def test_ensemble_bad_requests(ensemble, small_specimen, tmp_path):
     args = ["scan", f"{small_specimen}.pos", "--range", f"{small_specimen}.rrng", "--out", tmp_path / "x.h5"]
     assert_clean_error(run_cli(*args, "--model", d / "ens", "--ensemble", 3), "ensemble.json", "holds 2 members")
     assert_clean_error(run_cli(*args, "--ensemble", 2), "not an ensemble directory")
+    assert_clean_error(run_cli(*args, "--model", d / "ens" / "member_0", d / "ens" / "member_1"),
+                       "2 models need 2 --out files")
     assert not (tmp_path / "x.h5").exists()

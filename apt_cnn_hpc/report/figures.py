@@ -80,8 +80,12 @@ def plot_slices(path, scaled_sum, labels: dict, origin, voxel_nm: float, full_wi
         ax.set_title(f"z = {origin[2] + (k + 0.5) * voxel_nm:.1f} nm")
         ax.set_xlabel("y (nm)")
         ax.set_ylabel("x (nm)")
-    fig.suptitle("voxel sums; outlines: " + ", ".join(f"{n} ({colour(n)})" for n in labels))
-    _save(fig, path)
+    from matplotlib.lines import Line2D
+    fig.legend([Line2D([], [], color=colour(n)) for n in labels], list(labels), loc="upper center",
+               ncol=len(labels), fontsize=8, title="voxel sums; outlines: each method's L1_2 region")
+    fig.tight_layout(rect=(0, 0, 1, 0.85))
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
 
 
 def plot_phase_sdms(path, sdms: dict, dz_edges, z_edges):

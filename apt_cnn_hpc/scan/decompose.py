@@ -22,21 +22,18 @@ log = logging.getLogger(__name__)
 
 
 def read_own_records(comm, path, drop_invalid: bool) -> Ions:
-    """POS/ePOS: every rank memory-maps its own contiguous record range. Other formats: rank 0
-    reads the file and the exchange distributes it."""
+    """POS/ePOS: every rank memory-maps its own contiguous record range (ranks in file order).
+    Other formats: rank 0 reads the file and the exchange distributes it."""
     rank, size = comm.Get_rank(), comm.Get_size()
     ext = str(path).lower().rsplit(".", 1)[-1]
+    empty = Ions(np.empty((0, 3), np.float32), np.empty(0, np.float32))
     if f".{ext}" in (".pos", ".epos"):
         n = count_records(path)
         lo, hi = n * rank // size, n * (rank + 1) // size
-        if hi > lo:
-            return ion_record_range(path, lo, hi, drop_invalid)
-        return Ions(np.empty((0, 3), np.float32), np.empty(0, np.float32))
+        return ion_record_range(path, lo, hi, drop_invalid) if hi > lo else empty
     if f".{ext}" not in FORMATS:
         read_ions(path)  # raises the unknown-extension error
-    if rank == 0:
-        return read_ions(path, drop_invalid)
-    return Ions(np.empty((0, 3), np.float32), np.empty(0, np.float32))
+    return read_ions(path, drop_invalid) if rank == 0 else empty
 
 
 def global_grid(comm, ions: Ions, voxel_nm: float) -> VoxelGrid:
@@ -82,44 +79,53 @@ def balance(comm, vox: np.ndarray, grid: VoxelGrid, m: int, radius: float) -> li
     return slabs
 
 
-def exchange(comm, ions: Ions, slabs: list) -> Ions:
-    """Alltoallv: each rank sends every ion to every slab (with halo) that contains it."""
-    size = comm.Get_size()
-    z = ions.xyz[:, 2]
-    parts = [np.flatnonzero((z >= s.z_lo) & (z < s.z_hi)) for s in slabs]
-    send_idx = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-    rec = np.empty((len(send_idx), 4), np.float32)
-    rec[:, :3] = ions.xyz[send_idx]
-    rec[:, 3] = ions.mq[send_idx]
-    send_counts = np.array([len(p) * 4 for p in parts], np.int64)
-    recv_counts = np.empty(size, np.int64)
+def _alltoallv(comm, blocks: list, mpi_type, dtype, width: int) -> np.ndarray:
+    """Alltoallv of one block of `width`-wide rows per destination rank; the rows received."""
+    send = np.concatenate(blocks).reshape(-1) if blocks else np.zeros(0, dtype)
+    send_counts = np.array([b.size for b in blocks], np.int64)
+    recv_counts = np.empty(comm.Get_size(), np.int64)
     comm.Alltoall(send_counts, recv_counts)
     sdispl = np.concatenate([[0], np.cumsum(send_counts)[:-1]])
     rdispl = np.concatenate([[0], np.cumsum(recv_counts)[:-1]])
-    recv = np.empty(int(recv_counts.sum()), np.float32)
-    comm.Alltoallv([rec.reshape(-1), (send_counts, sdispl), MPI.FLOAT],
-                   [recv, (recv_counts, rdispl), MPI.FLOAT])
-    recv = recv.reshape(-1, 4)
-    return Ions(np.ascontiguousarray(recv[:, :3]), np.ascontiguousarray(recv[:, 3]))
+    recv = np.empty(int(recv_counts.sum()), dtype)
+    comm.Alltoallv([np.ascontiguousarray(send, dtype), (send_counts, sdispl), mpi_type],
+                   [recv, (recv_counts, rdispl), mpi_type])
+    return recv.reshape(-1, width)
 
 
-def distribute(comm, path, drop_invalid: bool, settings):
+def exchange(comm, ions: Ions, first: int, slabs: list) -> tuple[Ions, np.ndarray]:
+    """Alltoallv: each rank sends every ion to every slab (with halo) that contains it, with its
+    record index; a rank's ions come back in record order, so anything computed from them is
+    the same for any number of ranks."""
+    z = ions.xyz[:, 2]
+    parts = [np.flatnonzero((z >= s.z_lo) & (z < s.z_hi)) for s in slabs]
+    rec = _alltoallv(comm, [np.column_stack([ions.xyz[p], ions.mq[p]]).astype(np.float32) for p in parts],
+                     MPI.FLOAT, np.float32, 4)
+    index = _alltoallv(comm, [(p + first).astype(np.int64) for p in parts], MPI.INT64_T, np.int64, 1)[:, 0]
+    order = np.argsort(index, kind="stable")
+    rec, index = rec[order], index[order]
+    return Ions(np.ascontiguousarray(rec[:, :3]), np.ascontiguousarray(rec[:, 3])), index
+
+
+def distribute(comm, path, drop_invalid: bool, settings, halo_nm: float = 0.0):
     """Read, decompose and exchange: (ions in the file, global grid, slabs, this rank's ions with
-    halo, ion count per voxel of the whole grid, seconds per phase)."""
+    halo and their record indices, ion count per voxel of the whole grid, seconds per phase). The
+    halo reaches max(neighbour radius, halo_nm) beyond the reference layers."""
     t = [time.perf_counter()]
     own = collective(comm, read_own_records, comm, path, drop_invalid)
-    n_total = comm.allreduce(len(own))
+    counts = comm.allgather(len(own))
+    n_total, first = sum(counts), sum(counts[:comm.Get_rank()])   # record index of this rank's first ion
     if n_total == 0:
         raise InputError(path, "no ions")
     t.append(time.perf_counter())
     grid = global_grid(comm, own, settings.voxel_nm)
     vox = grid.index(own.xyz.astype(np.float64))
-    slabs = balance(comm, vox, grid, settings.cube_voxels, settings.neighbour_radius_nm)
+    slabs = balance(comm, vox, grid, settings.cube_voxels, max(settings.neighbour_radius_nm, halo_nm))
     t.append(time.perf_counter())
-    local = exchange(comm, own, slabs)
+    local, index = exchange(comm, own, first, slabs)
     t.append(time.perf_counter())
     # ion count per voxel from the ions each rank read (each ion exactly once)
     ion_count = allreduce_array(comm, cube_counts(grid, vox, 1, full=False))
     t.append(time.perf_counter())
     phases = dict(zip(("read_s", "decompose_s", "exchange_s", "ion_count_s"), np.diff(t).tolist()))
-    return n_total, grid, slabs, local, ion_count, phases
+    return n_total, grid, slabs, local, index, ion_count, phases

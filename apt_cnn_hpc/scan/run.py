@@ -47,21 +47,38 @@ def scan_settings(config_path):
     return cfg, settings
 
 
+def outputs(args) -> list:
+    """[(output path, model directories whose mean it holds)]: one file for a model (or the first K
+    members of an ensemble), or one file per model when several are given (the maps made once)."""
+    models = [Path(m) for m in (args.model or [DEFAULT_MODEL])]
+    if len(models) != len(args.out) and len(models) > 1:
+        raise InputError(None, f"{len(models)} models need {len(models)} --out files, got {len(args.out)}")
+    if len(models) == 1:
+        if len(args.out) != 1:
+            raise InputError(None, "several --out files need as many --model directories")
+        return [(Path(args.out[0]), member_dirs(models[0], args.ensemble))]
+    if args.ensemble != 1:
+        raise InputError(None, "--ensemble takes one ensemble --model directory")
+    return [(Path(o), member_dirs(m, 1)) for o, m in zip(args.out, models)]
+
+
 def _prepare(args, comm):
     """Every check that can fail on bad input, made collectively before any heavy work."""
     cfg, settings = scan_settings(args.config)
-    model_dirs = member_dirs(Path(args.model) if args.model else DEFAULT_MODEL, args.ensemble)
+    groups = outputs(args)
+    model_dirs = [d for _, dirs in groups for d in dirs]
     cards = [load_card(d) for d in model_dirs]
     for d, card in zip(model_dirs, cards):
         check_settings(card, settings, d / "model_card.json")
-    check_output(Path(args.out), args.overwrite)
+    for out, _ in groups:
+        check_output(out, args.overwrite)
     ranges = read_ranges(args.range)
     for sp in settings.pair:
         try:
             ranges.index(sp)
         except InputError as exc:
             raise InputError(args.range, exc.problem) from None
-    return cfg, settings, model_dirs, cards, ranges
+    return cfg, settings, groups, model_dirs, cards, ranges
 
 
 def cube_inputs(local, ranges, settings: SDMSettings, grid):
@@ -80,11 +97,11 @@ def cube_inputs(local, ranges, settings: SDMSettings, grid):
 def scan(args, comm):
     rank, size = comm.Get_rank(), comm.Get_size()
     t0 = time.time()
-    cfg, settings, model_dirs, cards, ranges = collective(comm, _prepare, args, comm)
+    cfg, settings, groups, model_dirs, cards, ranges = collective(comm, _prepare, args, comm)
     model_sha256 = combined_sha256([c["model_sha256"] for c in cards])
     k_members = len(model_dirs)
     drop = bool(args.drop_invalid or cfg.get("drop_invalid", False))
-    n_total, grid, slabs, local, ion_count, phases = distribute(comm, args.input, drop, settings)
+    n_total, grid, slabs, local, _, ion_count, phases = distribute(comm, args.input, drop, settings)
     mine = slabs[rank]
     m = settings.cube_voxels
     t_read = time.time() - t0
@@ -98,7 +115,7 @@ def scan(args, comm):
     meta = {"hashes": hashes, "model": model_sha256, "sdm": settings.to_dict(),
             "min_reference": cfg["min_reference"], "precision": cfg["precision"],
             "grid": [grid.origin_nm, grid.shape]}
-    ckpt = Checkpoints(args.out, meta, comm)
+    ckpt = Checkpoints(groups[0][0], meta, comm)
 
     ox, oy, oz = grid.cube_origins(m, full=True)
     ncx, ncy, ncz = len(ox), len(oy), len(oz)
@@ -166,9 +183,6 @@ def scan(args, comm):
     for axis, n in enumerate(grid.shape):
         member_sums = box_sum_axis(member_sums, np.arange(n), m, axis + 1)
         window = box_sum_axis(window, np.arange(n), m, axis)
-    voxels = {"probability_sum": member_sums.mean(axis=0).astype(np.float32)}
-    if k_members > 1:   # the spread of the members' voxel sums (sample sd)
-        voxels["probability_sum_sd"] = member_sums.std(axis=0, ddof=1).astype(np.float32)
     evaluated = np.argwhere(E > 0)
     skipped = int(np.count_nonzero((R > 0) & (E == 0)))
     timings = {"read_exchange_s": t_read, **phases, "maps_s": t_maps, "inference_s": t_inf,
@@ -177,30 +191,34 @@ def scan(args, comm):
     timings = comm.gather(timings)
     if is_root(comm):
         origins = np.stack([ox[evaluated[:, 0]], oy[evaluated[:, 1]], oz[evaluated[:, 2]]], axis=1)
-        record = provenance({"scan": {k: v for k, v in cfg.items() if k != "_source"},
-                             "sdm": settings.to_dict(), "drop_invalid": drop},
-                            {"input": args.input, "range": args.range},
-                            model_sha256=model_sha256, model_card=cards[0], model_dir=str(model_dirs[0].resolve()),
-                            n_ranks=size,
-                            ensemble=[{"model_dir": str(d.resolve()), "model_sha256": c["model_sha256"]}
-                                      for d, c in zip(model_dirs, cards)] if k_members > 1 else None,
-                            timings_per_rank=timings,
-                            decomposition=[s.__dict__ for s in slabs])
-        write_scan(args.out, grid,
-                   {**voxels,
-                    "window_count": np.rint(window).astype(np.uint8),
-                    "ion_count": np.rint(ion_count).astype(np.uint32)},
-                   {"origin_nm": (np.asarray(grid.origin_nm) + origins * grid.voxel_nm).astype(np.float32),
-                    "probability": P.mean(axis=0)[tuple(evaluated.T)].astype(np.float32),
-                    **({"probability_members": P[(slice(None), *evaluated.T)].T.astype(np.float32)}
-                       if k_members > 1 else {}),
-                    "n_reference": R[tuple(evaluated.T)].astype(np.uint32)},
-                   record, {"n_ions": n_total, "cubes_evaluated": len(evaluated),
-                            "cubes_skipped_few_references": skipped, "n_ranks": size,
-                            "min_reference": cfg["min_reference"], "ensemble_members": k_members},
-                   overwrite=args.overwrite)
-        log.info("scan: %d ions, %d cubes evaluated, %d skipped (< %d references) -> %s in %.1f s",
-                 n_total, len(evaluated), skipped, cfg["min_reference"], args.out, time.time() - t0)
+        first = 0
+        for out, dirs in groups:
+            k = slice(first, first + len(dirs))
+            first += len(dirs)
+            sums, probs, group_cards = member_sums[k], P[k], cards[k]
+            voxels = {"probability_sum": sums.mean(axis=0).astype(np.float32)}
+            cubes = {"origin_nm": (np.asarray(grid.origin_nm) + origins * grid.voxel_nm).astype(np.float32),
+                     "probability": probs.mean(axis=0)[tuple(evaluated.T)].astype(np.float32),
+                     "n_reference": R[tuple(evaluated.T)].astype(np.uint32)}
+            if len(dirs) > 1:   # an ensemble: the spread of the members' voxel sums (sample sd)
+                voxels["probability_sum_sd"] = sums.std(axis=0, ddof=1).astype(np.float32)
+                cubes["probability_members"] = probs[(slice(None), *evaluated.T)].T.astype(np.float32)
+            record = provenance({"scan": {k: v for k, v in cfg.items() if k != "_source"},
+                                 "sdm": settings.to_dict(), "drop_invalid": drop},
+                                {"input": args.input, "range": args.range},
+                                model_sha256=combined_sha256([c["model_sha256"] for c in group_cards]),
+                                model_card=group_cards[0], model_dir=str(dirs[0].resolve()), n_ranks=size,
+                                ensemble=[{"model_dir": str(d.resolve()), "model_sha256": c["model_sha256"]}
+                                          for d, c in zip(dirs, group_cards)] if len(dirs) > 1 else None,
+                                timings_per_rank=timings, decomposition=[s.__dict__ for s in slabs])
+            write_scan(out, grid, {**voxels, "window_count": np.rint(window).astype(np.uint8),
+                                   "ion_count": np.rint(ion_count).astype(np.uint32)},
+                       cubes, record, {"n_ions": n_total, "cubes_evaluated": len(evaluated),
+                                       "cubes_skipped_few_references": skipped, "n_ranks": size,
+                                       "min_reference": cfg["min_reference"], "ensemble_members": len(dirs)},
+                       overwrite=args.overwrite)
+            log.info("scan: %d ions, %d cubes evaluated, %d skipped (< %d references) -> %s in %.1f s",
+                     n_total, len(evaluated), skipped, cfg["min_reference"], out, time.time() - t0)
     comm.Barrier()
     ckpt.remove()
     return json.dumps(timings[0]) if timings else ""
