@@ -1,6 +1,8 @@
 """The Foundation stages through the command line: specimen -> sdm, simulate on 1 and 2 ranks."""
 import h5py
 import numpy as np
+
+from apt_cnn_hpc.config import load_config
 import pytest
 
 from apt_cnn_hpc.sdm.analysis import dominant_period, relative_amplitude
@@ -58,8 +60,10 @@ def test_simulate_same_file_for_one_and_two_ranks(tmp_path):
     assert maps.shape == (16, 150, 150) and maps.dtype == np.uint8
     assert labels.tolist() == [0] * 9 + [1] * 7   # --counts gives no mixed maps
     assert maps.max() == 255 and len(np.unique(maps[0])) > 20
-    assert np.all((params["sigma_z_nm"] >= 0.01) & (params["sigma_z_nm"] <= 0.065))   # configs/library.yaml
-    assert np.all((params["pole_tilt_deg"] >= 0) & (params["pole_tilt_deg"] <= 2.5))
+    lib = load_config("library")      # every acquisition parameter within its configured range
+    for key in ("sigma_z_nm", "pole_tilt_deg"):
+        lo, hi = lib[key]
+        assert np.all((params[key] >= lo) & (params[key] <= hi)) and np.ptp(params[key]) > 0, key
     np.testing.assert_array_equal(outs[2][0], maps)
     np.testing.assert_array_equal(outs[2][1], labels)
     for k in params:

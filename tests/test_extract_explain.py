@@ -20,7 +20,7 @@ def test_extract_zero_tilt_equals_direct_map(small_specimen):
     lo = np.array([-2.0, -2.0, 6.0])
     maps, params = extract_maps(ions.xyz, lab, t.ion_names, s, lo[None], augment=3)
     assert maps.shape == (3, 150, 150)
-    np.testing.assert_allclose(params[:, 3], [-1, 0, 1])
+    np.testing.assert_allclose(params["tilt_deg"], [-1, 0, 1])
     al = lab == t.index("Al")
     ids = np.arange(len(lab))
     ref = al & np.all((ions.xyz >= lo) & (ions.xyz < lo + 4), axis=1)

@@ -216,7 +216,7 @@ def test_interface_magnification_single_inclusion(m):
     inst = Instrument(efficiency=1.0, sigma_xy_nm=sxy, sigma_z_nm=sz, interface_magnification=m)
     pos, _, _, inside = simulate_block(load_structure("fcc_al"), BlockParams(inst), 6.0,
                                        np.random.default_rng(3),
-                                       Inclusion(load_structure("l12_al3limg"), np.zeros(3), r, 0))
+                                       [Inclusion(load_structure("l12_al3limg"), np.zeros(3), r, 0)])
     rc = min(1.0, m) * r - 0.5                       # core, clear of the blurred edge
     core = np.sum(np.sum(pos ** 2, axis=1) < rc ** 2) / (4 / 3 * np.pi * rc ** 3)
     assert core / RHO == pytest.approx(1 / m ** 2, rel=0.015), core / RHO

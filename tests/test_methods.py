@@ -10,6 +10,7 @@ from apt_cnn_hpc.config import SegmentConfig
 from apt_cnn_hpc.contracts.segmentation import read_segmentation
 from apt_cnn_hpc.errors import InputError
 from apt_cnn_hpc.io import read_ions, read_ranges
+from apt_cnn_hpc.segment.inputs import load_scan_data
 from apt_cnn_hpc.segment.methods import REGISTRY, Method
 
 from conftest import run_cli
@@ -19,15 +20,25 @@ METHODS = sorted(REGISTRY)
 
 @pytest.fixture(scope="module")
 def segmented_by_ranks(rank_scans, tmp_path_factory):
-    """The 1-, 2- and 3-rank scans of the small specimen, each segmented by every method."""
+    """The 1-, 2- and 3-rank scans of the small specimen, each segmented by every method: those
+    that cannot read the default model's scan (the paper's rule needs the paper's model) on the
+    Table 1 model's scan of the same run. {n: {method: record}}."""
     d = tmp_path_factory.mktemp("methods")
     out = {}
     for n, scan in rank_scans.items():
-        local = d / f"scan{n}.h5"
-        shutil.copyfile(scan, local)
-        proc = run_cli("segment", local, "--method", *METHODS)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        out[n] = read_segmentation(local)
+        data = load_scan_data(scan)
+        on_table1 = [m for m in METHODS if REGISTRY[m]().unavailable(data)]
+        out[n] = {}
+        for src, methods in ((scan, [m for m in METHODS if m not in on_table1]),
+                             (scan.with_name(f"{scan.stem}_table1.h5"), on_table1)):
+            if not methods:
+                continue
+            local = d / f"{src.stem}.h5"
+            shutil.copyfile(src, local)
+            proc = run_cli("segment", local, "--method", *methods)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            out[n].update(read_segmentation(local).methods)
+    assert set(out[1]) == set(METHODS)
     return out
 
 
@@ -45,7 +56,7 @@ def test_method_contract_and_rank_invariance(name, segmented_by_ranks, small_spe
     n_ions = len(read_ions(f"{small_specimen}.pos"))
     ranges = read_ranges(f"{small_specimen}.rrng")
     unranged = ranges.label(read_ions(f"{small_specimen}.pos").mq) < 0
-    recs = {n: seg.methods[name] for n, seg in segmented_by_ranks.items()}
+    recs = {n: methods[name] for n, methods in segmented_by_ranks.items()}
     rec = recs[1]
     ids = rec.ion_precipitate_id
     assert ids.dtype == np.int32 and ids.shape == (n_ions,)
@@ -70,12 +81,15 @@ def test_method_contract_and_rank_invariance(name, segmented_by_ranks, small_spe
 def test_unknown_method_and_bad_parameters_are_one_line_errors(rank_scans, tmp_path):
     from conftest import assert_clean_error
     scan = tmp_path / "scan.h5"
-    shutil.copyfile(rank_scans[1], scan)
+    shutil.copyfile(rank_scans[1].with_name("scan1_table1.h5"), scan)     # where the paper's rule runs
     assert_clean_error(run_cli("segment", scan, "--method", "nonsense"), "unknown method", "paper")
     assert_clean_error(run_cli("segment", scan, "--set", "methods.paper.threshold=70"), "between 0 and 64")
     assert_clean_error(run_cli("segment", scan, "--set", "methods.paper.colour=red"), "unexpected keyword")
     assert_clean_error(run_cli("segment", scan, "--set", "default=nonsense"), "default method 'nonsense'")
     assert_clean_error(run_cli("segment", scan, "--set", "methods.isocomposition.element=Xe"),
                        "'Xe' is not in the range file")
+    default_scan = tmp_path / "default.h5"
+    shutil.copyfile(rank_scans[1], default_scan)
+    assert_clean_error(run_cli("segment", default_scan, "--method", "paper"), "needs the paper's uncalibrated")
     with pytest.raises(InputError, match="connectivity"):
         REGISTRY["paper"].from_config({"connectivity": 5})

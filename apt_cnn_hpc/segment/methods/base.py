@@ -19,6 +19,9 @@ class MethodResult:
     ion_probability: np.ndarray | None = None      # float32 [n_ions] calibrated P(L1_2)
     voxel_probability: np.ndarray | None = None    # float32 grid, L1_2 fraction of each voxel
 
+    def __post_init__(self):
+        self.ion_precipitate_id = np.asarray(self.ion_precipitate_id, np.int32)
+
 
 class Method:
     name: ClassVar[str] = ""

@@ -13,6 +13,7 @@ from .base import Method, MethodResult, number, register
 
 @register
 class DeconvolvedCNN(Method):
+    """Voxel L1_2 fractions that reproduce every calibrated cube share, cut at a fraction."""
     name = "cnn_deconvolved"
     title = "calibrated cube L1_2 shares unmixed into voxel fractions"
     colour = "tab:orange"

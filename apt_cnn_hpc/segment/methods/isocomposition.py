@@ -9,6 +9,7 @@ from .voxel_rule import voxel_result
 
 @register
 class Isocomposition(Method):
+    """Voxels whose delocalized concentration of one element exceeds a threshold (the classical way)."""
     name = "isocomposition"
     title = "isocomposition surface"
     colour = "tab:blue"

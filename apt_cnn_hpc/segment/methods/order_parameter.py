@@ -12,6 +12,7 @@ from .base import Method, MethodResult, number, register
 
 @register
 class OrderParameter(Method):
+    """Ions whose neighbourhood's solute modulation at the superlattice period exceeds a fixed threshold."""
     name = "order_parameter"
     title = "per-ion superlattice order parameter > fixed threshold"
     colour = "tab:green"

@@ -4,11 +4,13 @@ around the rule's boundary."""
 from ...errors import InputError
 from ..refine import refine_mask
 from .base import Method, number, register
+from .paper import needs_paper_model
 from .voxel_rule import voxel_result
 
 
 @register
 class RefinedRule(Method):
+    """The paper's rule with its boundary band re-decided from the cubes' L1_2 shares."""
     name = "cnn_refined"
     title = "paper's rule, boundary band deconvolved through the model's response"
     colour = "tab:purple"
@@ -20,6 +22,11 @@ class RefinedRule(Method):
         self.band = number(band_voxels, "band_voxels", 1, integer=True)
         self.connectivity = number(connectivity, "connectivity", 1, 3, integer=True)
         self.min_voxels = number(min_voxels, "min_voxels", 1, integer=True)
+
+    def unavailable(self, data):
+        if not data.voxels.provenance.get("model_card", {}).get("metrics", {}).get("response"):
+            return "needs the model card's response curve (metrics.response): run `apt-cnn evaluate` on the model"
+        return needs_paper_model(data)
 
     def run(self, data):
         vm = data.voxels
