@@ -1,0 +1,162 @@
+"""Per-ion features of L1_2 order, referred to the fitted lattice planes (sdm/lattice.py).
+
+Stage 1 (one pass over ranged neighbours within 2 nm, shells at EDGES_NM): for partner types
+(other, solute A, solute B) and half-spaces (below / above the ion along z), counts and sums of
+the superlattice phasor exp(i psi / 2) (half the fundamental wavenumber: every other {022} plane
+is solute-rich in L1_2), of the fundamental phasor exp(i psi), and of the superlattice phasor
+times dz, with psi the plane phase referred to the local plane offset. From these, per ball:
+the in-phase and quadrature solute modulation in units of its random-solution standard deviation
+(real part: the L1_2 signal, imaginary: noise), per-solute modulations, composition vs the data
+set's; per shell the phase-locked modulation (sign set by the 1.3 nm ball, since the two L1_2
+variants differ only in sign); the z-gradient of the modulation; the fundamental plane contrast
+relative to the data set's; the modulation of the half-spaces (an interface cuts one side).
+
+Stage 2: from every ion's stage-1 probability, the shell means of p and of the clipped logit
+around the ion and the dipole of p (axial, lateral) at 0.85 and 1.5 nm; plus the order amplitude
+and composition of 1-2 nm balls relative to the data set's own precipitate and matrix levels
+(ions with stage-1 p > 0.8 and < 0.05), so the decision adapts to the specimen's contrast.
+"""
+import numpy as np
+
+from .ion_kernels import moments, plane_sums
+from .lattice import PlaneField, local_offset
+
+EDGES_NM = np.array([0.0, 0.45, 0.65, 0.85, 1.05, 1.3, 1.6, 2.0])
+BALLS = (1, 2, 3, 4, 5, 6)                     # cumulative shells: radii 0.65 ... 2.0 nm
+REF_BALL = 4                                   # 1.3 nm: the sign of the variant
+EDGES_S2_NM = np.array([0.0, 0.35, 0.6, 0.85, 1.1, 1.5])
+N_STAGE1 = 91
+N_STAGE2 = 28
+HALO_NM = EDGES_NM[-1] + EDGES_S2_NM[-1]       # reach of an ion's stage-2 features
+
+
+def partner_types(species, solutes_idx) -> np.ndarray:
+    """0 for ranged non-solute ions, 1 and 2 for the two solutes, -1 unranged."""
+    t = np.where(species >= 0, 0, -1).astype(np.int64)
+    for k, idx in enumerate(solutes_idx):
+        t[species == idx] = k + 1
+    return t
+
+
+def context(types, coherence: float) -> dict:
+    """Data-set statistics the features are normalised by."""
+    r = types >= 0
+    fa, fb = float(np.mean(types[r] == 1)), float(np.mean(types[r] == 2))
+    return {"f_a": fa, "f_b": fb, "f_sol": fa + fb, "coherence": float(max(coherence, 1e-5))}
+
+
+def plane_referred_sums(xyz, types, field: PlaneField, query=None):
+    """Stage-1 sums (cnt [q, s, 6], S [q, s, 6], F [q, s], Z [q, s, 3]) over the ranged
+    neighbours of the query ions (default all), phases referred to the local plane offset."""
+    ranged = types >= 0
+    pos = np.ascontiguousarray(xyz[ranged], np.float64)
+    psi = field.phase(pos)
+    q = np.asarray(xyz if query is None else xyz[query], np.float64)
+    cnt, S, F, Z = plane_sums(q, pos, types[ranged], np.exp(0.5j * psi), np.exp(1j * psi), EDGES_NM)
+    u = local_offset(pos, psi, q, field.coherence) if len(pos) else np.ones(len(q), complex)
+    half = np.conj(np.sqrt(u))
+    S *= half[:, None, None]
+    Z *= half[:, None, None]
+    F *= np.conj(u)[:, None]
+    return cnt, S, F, Z
+
+
+def stage1_features(cnt6, S6, F, Z, ctx) -> np.ndarray:
+    """[n, N_STAGE1] float32 (see module doc)."""
+    cnt, S = cnt6[:, :, :3] + cnt6[:, :, 3:], S6[:, :, :3] + S6[:, :, 3:]
+    cc, Sc, Fc, Zc = np.cumsum(cnt, 1), np.cumsum(S, 1), np.cumsum(F, 1), np.cumsum(Z, 1)
+    p0, fa, fb = ctx["f_sol"], max(ctx["f_a"], .005), max(ctx["f_b"], .005)
+    amp = np.sqrt(ctx["coherence"])
+    f = []
+
+    def modulation(C, K, b):
+        n = np.maximum(C[:, b].sum(1), 1)
+        w = C[:, b, 1] + C[:, b, 2]
+        pl = np.clip(w / n, 0.02, 0.98)
+        return K[:, b, 1] + K[:, b, 2] - pl * K[:, b].sum(1), n, w, pl
+
+    for b in BALLS:
+        a, n, w, pl = modulation(cc, Sc, b)
+        sd = np.sqrt(n * pl * (1 - pl))
+        a_a = Sc[:, b, 1] - cc[:, b, 1] / n * Sc[:, b].sum(1)
+        a_b = Sc[:, b, 2] - cc[:, b, 2] / n * Sc[:, b].sum(1)
+        f += [np.abs(a.real) / sd, np.abs(a.imag) / sd,
+              np.abs(a_a.real) / np.sqrt(n * fa * (1 - fa)), np.abs(a_b.real) / np.sqrt(n * fb * (1 - fb)),
+              (w / n - p0) / np.sqrt(p0 * (1 - p0) / n), w / n - p0, cc[:, b, 1] / n - fa, np.abs(a.real) / n]
+    sign = np.where(modulation(cc, Sc, REF_BALL)[0].real >= 0, 1.0, -1.0)
+    for s in range(cnt.shape[1]):
+        n = np.maximum(cnt[:, s].sum(1), 1)
+        a = S[:, s, 1] + S[:, s, 2] - p0 * S[:, s].sum(1)
+        f += [a.real * sign / np.sqrt(n * p0 * (1 - p0)), np.log1p(cnt[:, s].sum(1))]
+    for b in (3, 6):
+        _, n, w, pl = modulation(cc, Sc, b)
+        zd = Zc[:, b, 1] + Zc[:, b, 2] - pl * Zc[:, b].sum(1)
+        f += [np.abs(zd.real) / (np.sqrt(n * pl * (1 - pl)) * EDGES_NM[b + 1])]
+    for b in (3, 6):
+        n = np.maximum(cc[:, b].sum(1), 1)
+        f += [Fc[:, b].real / n / amp, np.abs(Fc[:, b].imag) / n / amp]
+    # half-spaces: same sign reference, over all three types and both halves
+    c6, S6c = np.cumsum(cnt6, 1), np.cumsum(S6, 1)
+    sign = np.where((S6c[:, REF_BALL, [1, 2, 4, 5]].sum(1) - p0 * S6c[:, REF_BALL].sum(1)).real >= 0, 1.0, -1.0)
+
+    def half(C, K, b, h):
+        t = slice(3 * h, 3 * h + 3)
+        n = np.maximum(C[:, b, t].sum(1), 1)
+        a = K[:, b, 3 * h + 1] + K[:, b, 3 * h + 2] - p0 * K[:, b, t].sum(1)
+        return a.real * sign / np.sqrt(n * p0 * (1 - p0)), (C[:, b, 3 * h + 1] + C[:, b, 3 * h + 2]) / n - p0
+
+    for s in range(cnt6.shape[1]):
+        (pd, _), (pu, _) = half(cnt6, S6, s, 0), half(cnt6, S6, s, 1)
+        f += [np.maximum(pd, pu), np.minimum(pd, pu)]
+    for b in (1, 3, 5):
+        (pd, cd), (pu, cu) = half(c6, S6c, b, 0), half(c6, S6c, b, 1)
+        f += [np.maximum(pd, pu), np.minimum(pd, pu), np.abs(cu - cd)]
+    return np.column_stack(f).astype(np.float32)
+
+
+def stage1(xyz, types, field: PlaneField, query=None, chunk=200_000) -> np.ndarray:
+    """Stage-1 features of the query ions (default all), in chunks bounding the sums' memory."""
+    ctx = context(types, field.coherence)
+    query = np.arange(len(xyz)) if query is None else np.asarray(query)
+    out = np.empty((len(query), N_STAGE1), np.float32)
+    for i in range(0, len(query), chunk):
+        out[i:i + chunk] = stage1_features(*plane_referred_sums(xyz, types, field, query[i:i + chunk]), ctx)
+    return out
+
+
+def levels(X1, z1) -> tuple:
+    """(order amplitude inside, composition inside, composition of the matrix) of the data set,
+    from the 1.3 nm ball of ions with stage-1 p > 0.8 and p < 0.05 (defaults where too few)."""
+    p = 1 / (1 + np.exp(-z1))
+    inside, matrix = p > 0.8, p < 0.05
+    amp, comp = X1[:, 3 * 8 + 7], X1[:, 3 * 8 + 5]
+    a_in = float(np.median(amp[inside])) if inside.sum() >= 300 else 0.08
+    c_in = float(np.median(comp[inside])) if inside.sum() >= 300 else 0.0
+    c_mat = float(np.median(comp[matrix])) if matrix.sum() >= 300 else 0.0
+    return a_in, c_in, c_mat
+
+
+def stage2_features(xyz, z1, X1_rows, lev, rows=None) -> np.ndarray:
+    """[len(rows), N_STAGE2] float32 for the ions `rows` (default all) from the stage-1 logits
+    z1 of every ion, their stage-1 features X1_rows and the data set's levels `lev`."""
+    pos = np.asarray(xyz, np.float64)
+    q = pos if rows is None else pos[rows]
+    own = slice(None) if rows is None else rows
+    p = 1 / (1 + np.exp(-z1))
+    zc = np.clip(z1, -8, 8) / 8
+    M = moments(q, pos, np.column_stack([np.ones(len(p)), p, zc]), EDGES_S2_NM)
+    Mc = np.cumsum(M, 1)
+    f = [p[own], zc[own]]
+    for s in range(M.shape[1]):
+        n = np.maximum(M[:, s, 0, 0], 1)
+        f += [M[:, s, 1, 0] / n, M[:, s, 2, 0] / n]
+    for b in (2, 4):
+        n = np.maximum(Mc[:, b, 0, 0], 1)
+        r = EDGES_S2_NM[b + 1]
+        d = Mc[:, b, 1, 1:] - Mc[:, b, 0, 1:] * (Mc[:, b, 1, 0] / n)[:, None]
+        f += [np.abs(d[:, 2]) / (n * r), np.hypot(d[:, 0], d[:, 1]) / (n * r)]
+    a_in, c_in, c_mat = lev
+    contrast = max(c_in - c_mat, 0.03)
+    for b in range(6):
+        f += [X1_rows[:, b * 8 + 7] / a_in, (X1_rows[:, b * 8 + 5] - c_mat) / contrast]
+    return np.column_stack(f).astype(np.float32)

@@ -1,0 +1,241 @@
+"""numba kernels of the per-ion lattice features: sums over each query ion's neighbours within
+shells, one pass over a cell list of the partners. Queries are processed in cell order (cache
+locality) and returned in their own order. Cells whose lateral distance from the query already
+exceeds the outer radius are skipped, and each column of cells is cut to the z range the ball
+reaches, so a query visits about the ball's volume, not the cube around it."""
+import numba as nb
+import numpy as np
+
+from .kernels import build_cell_list
+
+
+def _shell_lut(edges: np.ndarray, size: int = 8192):
+    """(lut, scale, squared edges): lut[int(d2 * scale)] is the shell of d2 up to one step,
+    which _shell corrects exactly (no search per partner)."""
+    edges2 = np.asarray(edges, np.float64) ** 2
+    scale = size / edges2[-1]
+    d2 = (np.arange(size + 1) + 0.5) / scale
+    lut = np.minimum(np.searchsorted(edges2, d2, side="right") - 1, len(edges) - 2).astype(np.int64)
+    return lut, scale, edges2
+
+
+@nb.njit(inline="always")
+def _shell(d2, lut, scale, edges2):
+    """Shell index of a squared distance below edges2[-1], exact at the edges."""
+    s = lut[int(d2 * scale)]
+    if d2 >= edges2[s + 1]:
+        return s + 1
+    if d2 < edges2[s]:
+        return s - 1
+    return s
+
+
+class _Partners:
+    """Partners sorted into cells of `cell` nm, queries in cell order, and the inverse order."""
+
+    def __init__(self, qpos, ppos, cell):
+        self.ppos = np.ascontiguousarray(ppos, np.float64)
+        self.order, self.start, self.origin, self.dims = build_cell_list(self.ppos, cell)
+        self.cell = float(cell)
+        p = self.ppos[self.order]
+        self.px, self.py, self.pz = (np.ascontiguousarray(p[:, i]) for i in range(3))
+        qpos = np.ascontiguousarray(qpos, np.float64)
+        qc = np.floor((qpos - self.origin) / cell).astype(np.int64)
+        self.qorder = np.lexsort((qc[:, 2], qc[:, 1], qc[:, 0]))
+        self.q = np.ascontiguousarray(qpos[self.qorder])
+
+    def sorted(self, values):
+        return np.ascontiguousarray(np.asarray(values)[self.order])
+
+    def unsort(self, *arrays):
+        inv = np.empty_like(self.qorder)
+        inv[self.qorder] = np.arange(len(self.qorder))
+        return tuple(a[inv] for a in arrays)
+
+    @property
+    def grid(self):
+        return self.start, self.origin, self.dims, self.cell
+
+
+@nb.njit(inline="always")
+def _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2):
+    """Cell-index range [lo, hi] along z of column (ax, ay) that a ball around (xi, yi, zi) can
+    reach; hi < lo when the column lies laterally outside the ball."""
+    x0 = origin[0] + ax * cell
+    y0 = origin[1] + ay * cell
+    ddx = max(x0 - xi, 0.0, xi - (x0 + cell))
+    ddy = max(y0 - yi, 0.0, yi - (y0 + cell))
+    rho2 = ddx * ddx + ddy * ddy
+    if rho2 >= rmax2:
+        return 1, 0
+    h = np.sqrt(rmax2 - rho2)
+    return int(np.floor((zi - h - origin[2]) / cell)), int(np.floor((zi + h - origin[2]) / cell))
+
+
+@nb.njit(parallel=True, fastmath=True, cache=True)
+def _plane_sums(qpos, px, py, pz, ptype, ser, sei, fr, fi, start, origin, dims, cell, reach, lut, scale,
+                edges2, cnt, S, F, Z):
+    """Per query and shell s: cnt[q, s, t + 3 h], S[q, s, t + 3 h] (counts and sums of the
+    superlattice phasor by partner type t in 0, 1, 2 and half-space h: dz <= 0, dz > 0);
+    F[q, s] (fundamental phasor); Z[q, s, t] (superlattice phasor times dz)."""
+    ns, rmax2 = len(edges2) - 1, edges2[-1]
+    for q in nb.prange(len(qpos)):
+        xi, yi, zi = qpos[q, 0], qpos[q, 1], qpos[q, 2]
+        cx = int(np.floor((xi - origin[0]) / cell))
+        cy = int(np.floor((yi - origin[1]) / cell))
+        a_n = np.zeros(ns * 6)
+        a_sr = np.zeros(ns * 6)
+        a_si = np.zeros(ns * 6)
+        a_zr = np.zeros(ns * 3)
+        a_zi = np.zeros(ns * 3)
+        a_fr = np.zeros(ns)
+        a_fi = np.zeros(ns)
+        for ax in range(max(cx - reach, 0), min(cx + reach + 1, dims[0])):
+            for ay in range(max(cy - reach, 0), min(cy + reach + 1, dims[1])):
+                z_lo, z_hi = _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2)
+                if z_hi < z_lo:
+                    continue
+                c0 = (ax * dims[1] + ay) * dims[2]
+                for j in range(start[c0 + max(z_lo, 0)], start[c0 + min(z_hi + 1, dims[2])]):
+                    dx = px[j] - xi
+                    dy = py[j] - yi
+                    dz = pz[j] - zi
+                    d2 = dx * dx + dy * dy + dz * dz
+                    if d2 >= rmax2:
+                        continue
+                    s = _shell(d2, lut, scale, edges2)
+                    k = s * 3 + ptype[j]
+                    h = s * 6 + ptype[j] + (3 if dz > 0 else 0)
+                    a_n[h] += 1.0
+                    a_sr[h] += ser[j]
+                    a_si[h] += sei[j]
+                    a_zr[k] += ser[j] * dz
+                    a_zi[k] += sei[j] * dz
+                    a_fr[s] += fr[j]
+                    a_fi[s] += fi[j]
+        for s in range(ns):
+            F[q, s] = complex(a_fr[s], a_fi[s])
+            for t in range(6):
+                cnt[q, s, t] = a_n[s * 6 + t]
+                S[q, s, t] = complex(a_sr[s * 6 + t], a_si[s * 6 + t])
+            for t in range(3):
+                Z[q, s, t] = complex(a_zr[s * 3 + t], a_zi[s * 3 + t])
+
+
+def plane_sums(qpos, ppos, ptype, superlattice, fundamental, edges, cells_per_r=4):
+    """Shell sums around each query of partners of type 0/1/2 carrying the complex superlattice
+    and fundamental phasors: (cnt [q, s, 6], S [q, s, 6], F [q, s], Z [q, s, 3]) (see _plane_sums)."""
+    edges = np.asarray(edges, np.float64)
+    P = _Partners(qpos, ppos, edges[-1] / cells_per_r)
+    lut, scale, edges2 = _shell_lut(edges)
+    nq, ns = len(P.q), len(edges) - 1
+    cnt, S = np.zeros((nq, ns, 6)), np.zeros((nq, ns, 6), np.complex128)
+    F, Z = np.zeros((nq, ns), np.complex128), np.zeros((nq, ns, 3), np.complex128)
+    e, f = P.sorted(superlattice), P.sorted(fundamental)
+    if nq and len(P.ppos):
+        _plane_sums(P.q, P.px, P.py, P.pz, P.sorted(ptype).astype(np.int64), e.real.copy(), e.imag.copy(),
+                    f.real.copy(), f.imag.copy(), *P.grid[:3], P.cell, cells_per_r, lut, scale, edges2,
+                    cnt, S, F, Z)
+    return P.unsort(cnt, S, F, Z)
+
+
+@nb.njit(parallel=True, fastmath=True, cache=True)
+def _moments(qpos, px, py, pz, pv, start, origin, dims, cell, reach, lut, scale, edges2, out):
+    """out[q, s, c, m]: m = 0 sum of pv[j, c], m = 1..3 sum of pv[j, c] (dx, dy, dz), over shell s."""
+    nc, ns, rmax2 = pv.shape[1], len(edges2) - 1, edges2[-1]
+    for q in nb.prange(len(qpos)):
+        xi, yi, zi = qpos[q, 0], qpos[q, 1], qpos[q, 2]
+        cx = int(np.floor((xi - origin[0]) / cell))
+        cy = int(np.floor((yi - origin[1]) / cell))
+        acc = np.zeros(ns * nc * 4)
+        for ax in range(max(cx - reach, 0), min(cx + reach + 1, dims[0])):
+            for ay in range(max(cy - reach, 0), min(cy + reach + 1, dims[1])):
+                z_lo, z_hi = _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2)
+                if z_hi < z_lo:
+                    continue
+                c0 = (ax * dims[1] + ay) * dims[2]
+                for j in range(start[c0 + max(z_lo, 0)], start[c0 + min(z_hi + 1, dims[2])]):
+                    dx = px[j] - xi
+                    dy = py[j] - yi
+                    dz = pz[j] - zi
+                    d2 = dx * dx + dy * dy + dz * dz
+                    if d2 >= rmax2:
+                        continue
+                    base = _shell(d2, lut, scale, edges2) * nc * 4
+                    for c in range(nc):
+                        v = pv[j, c]
+                        k = base + c * 4
+                        acc[k] += v
+                        acc[k + 1] += v * dx
+                        acc[k + 2] += v * dy
+                        acc[k + 3] += v * dz
+        for s in range(ns):
+            for c in range(nc):
+                for m in range(4):
+                    out[q, s, c, m] = acc[(s * nc + c) * 4 + m]
+
+
+def moments(qpos, ppos, values, edges, cells_per_r=3):
+    """Zeroth and first moments of partner values per query and shell: [q, s, c, 4]."""
+    edges = np.asarray(edges, np.float64)
+    values = np.asarray(values, np.float64).reshape(len(ppos), -1)
+    P = _Partners(qpos, ppos, edges[-1] / cells_per_r)
+    lut, scale, edges2 = _shell_lut(edges)
+    out = np.zeros((len(P.q), len(edges) - 1, values.shape[1], 4))
+    if len(P.q) and len(P.ppos):
+        _moments(P.q, P.px, P.py, P.pz, P.sorted(values), *P.grid[:3], P.cell, cells_per_r, lut, scale, edges2, out)
+    return P.unsort(out)[0]
+
+
+@nb.njit(parallel=True, fastmath=True, cache=True)
+def _wavevector_grid(qpos, px, py, pz, start, origin, dims, cell, reach, rmax2, kx0, ky0, kz, dk, na, psum, nsum):
+    """psum[q, a, b] = |sum_j exp(i k . (r_j - r_i))|^2 for k = (kx0 + (a - na) dk, ky0 + (b - na) dk,
+    kz) over the partners within the ball; nsum[q] = their number."""
+    m = 2 * na + 1
+    for q in nb.prange(len(qpos)):
+        xi, yi, zi = qpos[q, 0], qpos[q, 1], qpos[q, 2]
+        cx = int(np.floor((xi - origin[0]) / cell))
+        cy = int(np.floor((yi - origin[1]) / cell))
+        acc = np.zeros((m, m), np.complex128)
+        n = 0
+        for ax in range(max(cx - reach, 0), min(cx + reach + 1, dims[0])):
+            for ay in range(max(cy - reach, 0), min(cy + reach + 1, dims[1])):
+                z_lo, z_hi = _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2)
+                if z_hi < z_lo:
+                    continue
+                c0 = (ax * dims[1] + ay) * dims[2]
+                for j in range(start[c0 + max(z_lo, 0)], start[c0 + min(z_hi + 1, dims[2])]):
+                    dx = px[j] - xi
+                    dy = py[j] - yi
+                    dz = pz[j] - zi
+                    if dx * dx + dy * dy + dz * dz >= rmax2:
+                        continue
+                    n += 1
+                    va = np.exp(1j * (kz * dz + (kx0 - na * dk) * dx + (ky0 - na * dk) * dy))
+                    ex = np.exp(1j * dk * dx)
+                    ey = np.exp(1j * dk * dy)
+                    for a in range(m):
+                        vb = va
+                        for b in range(m):
+                            acc[a, b] += vb
+                            vb *= ey
+                        va *= ex
+        nsum[q] = n
+        for a in range(m):
+            for b in range(m):
+                psum[q, a, b] = acc[a, b].real ** 2 + acc[a, b].imag ** 2
+
+
+def coherent_power(qpos, ppos, radius, kx0, ky0, kz, dk, na):
+    """Normalised coherent power (|S|^2 - n) / n^2 of the planes of wavevector k per query, on a
+    (2 na + 1)^2 grid of lateral components about (kx0, ky0): [q, a, b]; its expectation is 0
+    for random positions and the squared plane contrast for a lattice."""
+    P = _Partners(qpos, ppos, radius / 2)
+    m = 2 * na + 1
+    psum, nsum = np.zeros((len(P.q), m, m)), np.zeros(len(P.q))
+    if len(P.q) and len(P.ppos):
+        _wavevector_grid(P.q, P.px, P.py, P.pz, *P.grid[:3], P.cell, 2, radius * radius, kx0, ky0, kz, dk, na,
+                         psum, nsum)
+    psum, nsum = P.unsort(psum, nsum)
+    n = np.maximum(nsum, 1)[:, None, None]
+    return (psum - n) / n ** 2
