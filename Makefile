@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export APT_CNN_NO_PROGRESS ?= 0
 
-.PHONY: install test demo bench model model-table1 clean-venv
+.PHONY: install test demo bench model model-table1 model-ions clean-venv
 
 install:
 	bash scripts/install.sh
@@ -56,3 +56,12 @@ model-table1: install
 
 clean-venv:
 	rm -rf $(VENV)
+
+# models/ion: the per-ion classifier (segment method ion_mlp): 150 simulated 18 nm specimens with
+# conditions drawn over the accuracy benchmark's ranges (seeds 8001..), 16 validation specimens
+# (9001..) for its calibration; features cached in $(MODEL_DATA)/ion-work (about 12 GB).
+model-ions: install
+	$(MPIRUN) --bind-to none -n $(TRAIN_RANKS) $(VENV)/bin/apt-cnn train-ions --out $(MODEL_DATA)/ion \
+	  --work $(MODEL_DATA)/ion-work --specimens 150 --validation 16 --rows 40000 --epochs 6
+	mkdir -p models/ion
+	cp $(MODEL_DATA)/ion/*.keras $(MODEL_DATA)/ion/model_card.json models/ion/

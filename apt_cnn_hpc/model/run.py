@@ -35,6 +35,19 @@ def run_train(args):
     log.info("train: ensemble of %d members in %s", args.members, base)
 
 
+def run_train_ions(args):
+    from ..parallel.mpi import configure_tensorflow
+    from .ion_train import train_ions
+    if min(args.specimens, args.validation, args.rows, args.epochs) < 1 or args.size_nm < 8:
+        raise InputError(None, "--specimens, --validation, --rows and --epochs must be >= 1 and --size-nm >= 8")
+    comm = comm_world()
+    configure_tensorflow(comm)
+    if comm.Get_size() > 1:
+        import horovod.tensorflow as hvd
+        hvd.init(comm=comm)
+    train_ions(args, comm)
+
+
 def run_evaluate(args):
     from .evaluate import reevaluate
     m = reevaluate(args.model, args.dictionary, args.validation)
