@@ -72,6 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=_stage("sdm.run:run"))
 
+    s = sub.add_parser("orient", help="find the <011> pole, turn it onto z and calibrate z on the {022} spacing")
+    s.add_argument("input", help="POS, ePOS, APT or CSV file")
+    s.add_argument("--range", required=True, help="RRNG or RNG file")
+    s.add_argument("--out", required=True,
+                   help="OUT.pos: the oriented reconstruction; also writes OUT.orient.json and OUT.orient.png")
+    s.add_argument("--roi", type=float, metavar="RADIUS_NM",
+                   help="keep only the ions within this distance of the pole axis (default: every ion)")
+    s.add_argument("--drop-invalid", action="store_true", help="discard ions with NaN/inf values")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=_stage("orient.run:run"))
+
     s = sub.add_parser("simulate", help="synthetic dictionary of labelled zx-SDMs (MPI-parallel)")
     s.add_argument("--out", required=True, help="dictionary HDF5 file")
     s.add_argument("--config", help="YAML overriding configs/library.yaml")
@@ -110,6 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="calibrate the output on the cubes of simulated specimens of other seeds (Platt "
                         "scaling); maps are then called L1_2 at 0.5")
     s.set_defaults(func=_stage("model.run:run_train"))
+
+    s = sub.add_parser("train-ions", help="train the per-ion classifier on simulated specimens (Horovod)")
+    s.add_argument("--out", required=True, help="per-ion model directory (stage1_*.keras, stage2.keras, card)")
+    s.add_argument("--work", required=True, help="directory caching each specimen's features (reused)")
+    s.add_argument("--specimens", type=int, default=120, help="training specimens (seeds 8001..)")
+    s.add_argument("--validation", type=int, default=12, help="validation specimens for calibration (9001..)")
+    s.add_argument("--size-nm", type=float, default=18.0, help="edge of each simulated cube specimen")
+    s.add_argument("--rows", type=int, default=30000, help="ions drawn per training specimen")
+    s.add_argument("--epochs", type=int, default=6)
+    s.add_argument("--solutes", nargs=2, default=["Li", "Mg"], help="the two species whose order is read")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_stage("model.run:run_train_ions"))
 
     s = sub.add_parser("evaluate", help="recompute a model's card metrics (test split, held-out specimens)")
     s.add_argument("--model", required=True, help="model directory")
