@@ -14,6 +14,7 @@ from .. import __version__
 from ..errors import InputError
 from ..fileutil import atomic_directory
 from ..contracts.scan_file import read_attrs, read_cubes, read_voxel_map
+from ..contracts.analyses import has_analyses, read_analyses
 from ..contracts.segmentation import read_segmentation
 from . import figures
 
@@ -66,6 +67,89 @@ def _figure_list(out: Path, seg, vm, cube_probability) -> list:
     return made
 
 
+def _analyses(scan: Path, seg) -> tuple[dict, str | None]:
+    """The analyses of the scan's current segmentation ({} and why not, when there are none)."""
+    if not has_analyses(scan):
+        return {}, "this segmentation has no analyses (segmented by an earlier version): rerun `apt-cnn segment`"
+    a = read_analyses(scan)
+    if not a.matches(seg):
+        return {}, "the stored analyses belong to an earlier segmentation: rerun `apt-cnn segment`"
+    return a.methods, None
+
+
+def _analysis_figures(out: Path, analyses: dict) -> list:
+    if not analyses:
+        return []
+    figures.plot_proxigram(out / "proxigram.png", analyses)
+    figures.plot_size_distributions(out / "analysis_sizes.png", analyses)
+    return [("proxigram.png", "Proxigram of every method: composition against the signed distance of each ion "
+             "to the nearest ion of the other phase (negative in the matrix, positive inside precipitates), "
+             "ions of all precipitates pooled, 0.2 nm bins of at least 10 ions, error bars the counting error sqrt(p(1-p)/n)."),
+            ("analysis_sizes.png", "Equivalent radii of every method: precipitates inside the data (solid) and "
+             "touching its edge (dashed; counted apart, their radii lower bounds).")]
+
+
+def _analysis_summary(analyses: dict) -> dict:
+    """The numbers of the analyses (arrays of the proxigram and histograms stay in the scan file)."""
+    keys = ("count", "count_at_edge", "radius_mean_nm", "radius_sd_nm", "analysed_volume_nm3", "volume_method",
+            "convex_hull_volume_nm3", "occupied_voxel_volume_nm3", "determined_ion_share",
+            "number_density_per_m3", "number_density_per_m3_error", "number_density_per_nm3",
+            "number_density_per_nm3_error", "volume_fraction", "volume_fraction_error", "volume_fraction_ci95",
+            "bootstrap_resamples", "elements", "matrix_at_pct", "matrix_at_pct_error", "matrix_atom_count",
+            "precipitate_at_pct", "precipitate_at_pct_error", "precipitate_atom_count")
+    def plain(v):                     # strict JSON: no NaN (an sd of one precipitate is None)
+        if isinstance(v, np.ndarray):
+            return [plain(x) for x in v.tolist()]
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        return v.item() if isinstance(v, np.generic) else v
+    return {m: {k: plain(r[k]) for k in keys if k in r} for m, r in analyses.items()}
+
+
+def _num(v, fmt, scale=1.0):
+    return "-" if v is None or not np.isfinite(v) else format(v * scale, fmt)
+
+
+def _composition(a: dict, phase: str) -> str:
+    pct, err = a[f"{phase}_at_pct"], a[f"{phase}_at_pct_error"]
+    return ", ".join(f"{html.escape(el)} {_num(p, '.2f')}&plusmn;{_num(e, '.2f')}"
+                     for el, p, e in zip(a["elements"], pct, err))
+
+
+def _analysis_rows(summary: dict) -> str:
+    rows = []
+    for name, a in summary.get("analyses", {}).items():
+        r = f"{_num(a['radius_mean_nm'], '.2f')} &plusmn; {_num(a['radius_sd_nm'], '.2f')}" if a["count"] else "-"
+        lo, hi = a["volume_fraction_ci95"]
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>{a['count']} + {a['count_at_edge']}</td><td>{r}</td>"
+                    f"<td>{_num(a['number_density_per_m3'], '.2f', 1e-24)} &plusmn; "
+                    f"{_num(a['number_density_per_m3_error'], '.2f', 1e-24)}</td>"
+                    f"<td>{_num(a['volume_fraction'], '.2f', 100)} &plusmn; {_num(a['volume_fraction_error'], '.2f', 100)}"
+                    f" ({_num(lo, '.2f', 100)}-{_num(hi, '.2f', 100)})</td>"
+                    f"<td>{_composition(a, 'matrix')}</td><td>{_composition(a, 'precipitate')}</td></tr>")
+    return "\n".join(rows)
+
+
+def _analysis_section(summary: dict) -> str:
+    if not summary.get("analyses"):
+        note = summary.get("analyses_note")
+        return f"<h2>Analyses</h2><p>{html.escape(note)}</p>" if note else ""
+    volume = next(iter(summary["analyses"].values()))
+    return f"""<h2>Analyses of the precipitates</h2>
+<p>Per method, from its per-ion result. Analysed volume {volume['analysed_volume_nm3']:.0f} nm<sup>3</sup>
+({html.escape(volume['volume_method'])}; the occupied 1 nm voxels give
+{volume['occupied_voxel_volume_nm3']:.0f} nm<sup>3</sup>). Number density: precipitates touching the data's
+edge count one half, error from Poisson counting. Volume fraction: share of the determined ranged ions in
+precipitates, &plusmn; the sd of {volume['bootstrap_resamples']} bootstrap resamples of the precipitates
+(95 % interval in brackets). Compositions in at.% of the ranged ions (matrix: id 0; undetermined ions
+excluded) &plusmn; the counting error sqrt(p(1-p)/n).</p>
+<table><tr><th>method</th><th>precipitates (inside + at edge)</th><th>mean radius &plusmn; sd (nm, inside)</th>
+<th>number density (10<sup>24</sup> m<sup>-3</sup>)</th><th>volume fraction (%)</th>
+<th>matrix (at.%)</th><th>precipitates (at.%)</th></tr>
+{_analysis_rows(summary)}
+</table>"""
+
+
 def _summary(scan: Path, seg, vm, score: dict | None) -> dict:
     card = vm.provenance.get("model_card", {})
     s = {"scan": scan.name, "software_version": __version__, "scan_attributes": read_attrs(scan),
@@ -116,6 +200,7 @@ apt-cnn-hpc {html.escape(summary['software_version'])}.</p>
 <th>ion IoU with the default</th><th>per-ion F1 vs truth</th></tr>
 {_table_rows(summary)}
 </table>
+{_analysis_section(summary)}
 {figs}
 <p>All numbers: <a href="summary.json">summary.json</a>.</p>
 </body></html>
@@ -135,7 +220,12 @@ def build_report(scan, out, score_path=None, overwrite: bool = False) -> Path:
             raise InputError(score_path, "not a readable JSON file from `apt-cnn score`") from None
     with atomic_directory(out, overwrite) as tmp:
         made = _figure_list(tmp, seg, vm, read_cubes(scan).probability)
+        analyses, why_not = _analyses(scan, seg)
+        made += _analysis_figures(tmp, analyses)
         summary = _summary(scan, seg, vm, score)
+        summary["analyses"] = _analysis_summary(analyses)
+        if why_not:
+            summary["analyses_note"] = why_not
         summary["figures"] = [f for f, _ in made]
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=_jsonable))
         write_html(tmp / "index.html", summary, made)

@@ -121,3 +121,48 @@ def plot_response(path, response: dict):
     a.set_ylabel("median L1_2 probability")
     a.set_title("model response (model card)")
     _save(fig, path)
+
+
+def plot_proxigram(path, analyses: dict, min_ions: int = 10):
+    """Proxigram of every method (contracts/analyses.py): at.% of each element against the signed
+    distance to its precipitate/matrix interface, with counting errors; bins of fewer than
+    `min_ions` ions are left out (their 0 % or 100 % with a zero binomial error would mislead)."""
+    elements = next(iter(analyses.values()))["elements"]
+    fig, axes = plt.subplots(1, len(elements), figsize=(4 * len(elements), 3.8), squeeze=False)
+    for j, el in enumerate(elements):
+        ax = axes[0, j]
+        for name, r in analyses.items():
+            if el not in r["elements"]:
+                continue
+            k = r["elements"].index(el)
+            ok = r["proxigram_ion_count"] >= min_ions
+            if ok.any():
+                ax.errorbar(r["proxigram_distance_nm"][ok], r["proxigram_at_pct"][ok, k],
+                            yerr=r["proxigram_at_pct_error"][ok, k], color=colour(name), lw=1.2, capsize=2,
+                            marker=".", ms=4, label=name)
+        ax.axvline(0, color="grey", lw=0.8, ls=":")
+        ax.set_xlabel("distance to interface (nm), < 0 matrix, > 0 precipitate")
+        ax.set_ylabel(f"{el} (at.%)")
+        ax.set_title(el)
+    if axes[0, 0].get_legend_handles_labels()[0]:
+        axes[0, 0].legend(fontsize=7)
+    _save(fig, path)
+
+
+def plot_size_distributions(path, analyses: dict):
+    """Equivalent radii of every method: precipitates inside the data (solid), cut by its edge
+    (dashed, radii lower bounds)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, r in analyses.items():
+        e = r["size_edges_nm"]
+        lab = f"{name}: {r['count']} + {r['count_at_edge']} at edge"
+        if r["count"] > 0:
+            lab += f", r = {r['radius_mean_nm']:.2f}" + (f" +- {r['radius_sd_nm']:.2f}" if r["count"] > 1 else "") + " nm"
+        ax.stairs(r["size_histogram"], e, color=colour(name), lw=1.6, label=lab)
+        if r["count_at_edge"]:
+            ax.stairs(r["size_histogram_at_edge"], e, color=colour(name), lw=1.0, ls="--")
+    ax.set_xlabel("equivalent radius (nm)")
+    ax.set_ylabel("precipitates")
+    ax.set_title("size distribution (dashed: touching the data's edge)")
+    ax.legend(fontsize=7)
+    _save(fig, path)

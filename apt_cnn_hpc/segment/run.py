@@ -110,8 +110,14 @@ def segment(args) -> dict:
                  "threshold", summary["uncertain_voxels"], cfg.uncertain_sigmas)
     record = provenance(cfg.to_dict(), {"scan": data.path, "input": data.input_path, "range": data.range_path},
                         model_sha256=data.voxels.provenance.get("model_sha256"))
-    write_segmentation(data.path, Segmentation(default, records, cfg.to_dict(), summary, record, uncertain,
-                                               sdms, (settings.zx_edges(), settings.z_edges())))
+    seg = Segmentation(default, records, cfg.to_dict(), summary, record, uncertain,
+                       sdms, (settings.zx_edges(), settings.z_edges()))
+    write_segmentation(data.path, seg)
+    from ..analysis.run import analyse
+    from ..contracts.analyses import write_all_analyses
+    t = time.time()
+    write_all_analyses(data.path, analyse(data, seg), record)
+    log.info("segment: analyses of %d methods, %.1f s", len(records), time.time() - t)
     from ..report.figures import plot_comparison
     stem = data.path.with_suffix("")
     with atomic_output(f"{stem}_comparison.json") as tmp:
