@@ -39,6 +39,34 @@ def ion_components(xyz: np.ndarray, mask: np.ndarray, link_nm: float, min_ions: 
     return out
 
 
+def split_by_cores(xyz: np.ndarray, ids: np.ndarray, core: np.ndarray, link_nm: float, min_core_ions: int) -> np.ndarray:
+    """Precipitates kept apart where their boundaries touch (a marker watershed on the ions):
+    the `core` ions (deep inside, e.g. high smoothed probability) form components linked closer
+    than `link_nm`; cores of >= min_core_ions are markers, and every ion of a component `ids` > 0
+    goes to the marker nearest to it within its own component. Components holding fewer than two
+    markers stay as they are. Renumbered by decreasing size."""
+    out = ids.astype(np.int64)
+    marks = ion_components(xyz, core & (ids > 0), link_nm, min_core_ions)
+    if marks.max(initial=0) == 0:
+        return ids
+    next_id = ids.max() + 1
+    parent = np.zeros(marks.max() + 1, np.int64)
+    parent[marks[marks > 0]] = ids[marks > 0]
+    for comp in np.unique(parent[1:]):
+        mk = np.flatnonzero(parent == comp)
+        if len(mk) < 2:
+            continue
+        members = np.flatnonzero(ids == comp)
+        seeds = members[np.isin(marks[members], mk)]
+        _, nearest = cKDTree(xyz[seeds]).query(xyz[members])
+        sub = marks[seeds][nearest]
+        for m in mk[1:]:                    # the first marker keeps the component's number
+            out[members[sub == m]] = next_id
+            next_id += 1
+    sizes = np.bincount(out, minlength=next_id)[1:]
+    return _numbered_by_size(out, next_id - 1, sizes, 1)
+
+
 def element_table(ion_names: list, compositions: list) -> tuple[list, np.ndarray]:
     """Elements of the range file and atoms of each element per ion species [n_species, n_el];
     species with custom names (no elements) count as one atom of their own name."""

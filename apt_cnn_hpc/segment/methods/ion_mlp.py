@@ -1,0 +1,79 @@
+"""Per-ion recognition beyond the paper (issue 14): every ion classified from the L1_2 order of
+its own neighbourhood, read against the reconstruction's fitted lattice planes
+(sdm/lattice.py, sdm/ion_features.py), by a two-stage network trained on simulated specimens
+over the benchmark's instrument conditions (`apt-cnn train-ions`, model/ion_train.py); the
+second stage sees the first stage's probabilities around the ion, so boundaries follow the
+ions, not 1 nm voxels. Its probability is calibrated per ion; ions above `threshold` linked by
+`link_nm` form the precipitates, and touching precipitates are split between their cores (ions
+whose mean probability within `core_radius_nm` exceeds `core_probability`)."""
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ...contracts.ion_model import load_ion_card, load_ion_models
+from ...errors import InputError
+from ...model.calibration import apply_calibration
+from ...model.ion_mlp import logits
+from ...sdm.ion_features import levels, partner_types, stage1, stage2_features
+from ...sdm.ion_kernels import moments
+from ...sdm.lattice import SIGNIFICANT, fit_plane_field
+from ..components import ion_components, split_by_cores
+from .base import Method, MethodResult, number, register
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[3] / "models" / "ion"
+MIN_RANGED = 1000
+log = logging.getLogger(__name__)
+
+
+@register
+class IonMLP(Method):
+    """Ions whose calibrated two-stage probability of lying in L1_2 exceeds a threshold."""
+    name = "ion_mlp"
+    title = "per-ion order features on fitted planes, two-stage network (calibrated)"
+    colour = "tab:brown"
+
+    def __init__(self, model: str | None = None, threshold: float = 0.5, link_nm: float = 0.5, min_ions: int = 5,
+                 core_probability: float = 0.9, core_radius_nm: float = 0.6, min_core_ions: int = 20):
+        super().__init__(model=model, threshold=threshold, link_nm=link_nm, min_ions=min_ions,
+                         core_probability=core_probability, core_radius_nm=core_radius_nm,
+                         min_core_ions=min_core_ions)
+        self.model = Path(model) if model else DEFAULT_MODEL
+        self.threshold = number(threshold, "threshold", 0, 1)
+        self.link = number(link_nm, "link_nm", 0.05, 5)
+        self.min_ions = number(min_ions, "min_ions", 1, integer=True)
+        self.core = number(core_probability, "core_probability", 0, 1)
+        self.core_radius = number(core_radius_nm, "core_radius_nm", 0.1, 3)
+        self.min_core_ions = number(min_core_ions, "min_core_ions", 1, integer=True)
+
+    def unavailable(self, data) -> str | None:
+        try:
+            card = load_ion_card(self.model)
+        except InputError as exc:
+            return f"{exc.path}: {exc.problem}"
+        missing = [s for s in card["solutes"] if s not in data.ranges.ion_names]
+        return f"{data.range_path}: no range for {', '.join(missing)}" if missing else None
+
+    def run(self, data) -> MethodResult:
+        card, stage1_models, stage2_model = load_ion_models(self.model)
+        types = partner_types(data.species, [data.ranges.index(s) for s in card["solutes"]])
+        n_ranged, n_solute = int((types >= 0).sum()), int((types > 0).sum())
+        if n_ranged < MIN_RANGED or n_solute == 0:
+            raise InputError(data.range_path, f"{n_ranged} ranged ions, {n_solute} of {'/'.join(card['solutes'])}: "
+                                              f"the per-ion method needs >= {MIN_RANGED} ranged ions and solute")
+        field = fit_plane_field(data.xyz, types >= 0)
+        log.info("ion_mlp: planes %s (plane signal %.1f), spacing %.4f nm, tilt %.2f deg", "found" if field.found
+                 else "NOT resolved", field.significance, field.spacing_nm, field.tilt_deg)
+        if not field.found:
+            log.warning("ion_mlp: no {022} planes resolved within ~3.5 deg of z (plane signal %.1f < %.0f): without "
+                        "planes no superlattice order is measurable, so ions come out matrix; if the pole is off "
+                        "axis, run `apt-cnn orient` first", field.significance, SIGNIFICANT)
+        X1 = stage1(data.xyz, types, field)
+        z1 = logits(stage1_models, X1)
+        z2 = logits([stage2_model], stage2_features(data.xyz, z1, X1, levels(X1, z1)))
+        p = apply_calibration(np.clip(1 / (1 + np.exp(-z2)), 1e-7, 1 - 1e-7), card["calibration"])
+        ids = ion_components(data.xyz, p > self.threshold, self.link, self.min_ions)
+        smooth = moments(data.xyz, data.xyz, np.column_stack([np.ones(len(p)), p]), [0.0, self.core_radius])
+        core = smooth[:, 0, 1, 0] > self.core * smooth[:, 0, 0, 0]
+        ids = split_by_cores(data.xyz, ids, core, self.link, self.min_core_ions)
+        return MethodResult(ids, ion_probability=p.astype(np.float32))
