@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train-ions", help="train the per-ion classifier on simulated specimens (Horovod)")
     s.add_argument("--out", required=True, help="per-ion model directory (stage1_*.keras, stage2.keras, card)")
-    s.add_argument("--work", required=True, help="directory caching each specimen's features (reused)")
+    s.add_argument("--work", required=True,
+                   help="directory caching each specimen's features (reused; one directory every rank sees)")
     s.add_argument("--specimens", type=int, default=120, help="training specimens (seeds 8001..)")
     s.add_argument("--validation", type=int, default=12, help="validation specimens for calibration (9001..)")
     s.add_argument("--size-nm", type=float, default=18.0, help="edge of each simulated cube specimen")

@@ -2,8 +2,8 @@
 
 For each condition of the matrix a synthetic specimen (seeds never used in training) goes through
 the real pipeline: `apt-cnn specimen`, `apt-cnn scan` with the default model and with the Table 1
-model, `apt-cnn segment` (every method on the default model's scan; the paper's rule on the
-Table 1 model's), `apt-cnn score`, plus the peer CompositionSpace when its venv exists
+model, `apt-cnn segment` (the paper's rule and its refinement on the Table 1 model's scan, every
+other method on the default model's), `apt-cnn score`, plus the peer CompositionSpace when its venv exists
 (bench/peers/setup_compositionspace.sh; skipped with a note otherwise). Per condition and method
 it reports per-ion F1 with the oracle's (every 1 nm voxel labelled by the majority truth of its
 ions) and the ceiling's (ions labelled by whether their reconstructed position lies in a true
@@ -64,9 +64,9 @@ CONDITIONS = {
 }
 
 
-# every registered method on the default model's scan but the refined rule, which deconvolves
-# through the response of a model trained for the paper's rule: it runs on the Table 1 model's scan
-DEFAULT_MODEL_METHODS = ("paper", "cnn_deconvolved", "isocomposition", "order_parameter")
+# the paper's rule and its refinement read the paper's kind of cube probabilities: they run on the
+# Table 1 model's scan (the paper's method exactly); every other method on the default model's
+DEFAULT_MODEL_METHODS = ("cnn_deconvolved", "isocomposition", "order_parameter", "ion_mlp")
 TABLE1_MODEL_METHODS = ("paper", "cnn_refined")
 
 
@@ -141,8 +141,7 @@ def scores(scans: dict, prefix, workdir, peer: bool) -> dict:
     for model, scan in scans.items():
         seg = read_segmentation(scan)
         for name, rec in seg.methods.items():
-            key = name if model == "default" else f"{name}_{model}_model"
-            out["methods"][key] = score_method(rec.ion_precipitate_id, rec.table, truth, ref, data.xyz,
+            out["methods"][name] = score_method(rec.ion_precipitate_id, rec.table, truth, ref, data.xyz,
                                                rec.ion_probability)
     if peer:
         try:
@@ -188,8 +187,8 @@ def run_condition(name, overrides, seed, work: Path, ranks: int, peer: bool) -> 
 def markdown(results: list) -> str:
     """Tables for docs/accuracy.md: one row per condition and method."""
     lines = ["| condition | method | F1 / oracle | F1 / ceiling | P | R | volume bias | FCC ions called L1_2 | "
-             "detected r >= 1.5 | detected r 1-1.5 | found alone | radius bias |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "detected r >= 1.5 | detected r 1-1.5 | found alone | radius bias | per-ion ECE |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v, pct=False: "-" if v is None else (f"{100 * v:+.1f} %" if pct else f"{v:.3f}")  # noqa: E731
     for r in results:
         for name, m in r["methods"].items():
@@ -197,7 +196,7 @@ def markdown(results: list) -> str:
                          f"{fmt(m['precision'])} | {fmt(m['recall'])} | {fmt(m['volume_bias'], True)} | "
                          f"{fmt(m['false_positive_fraction'], True)} | {fmt(m['detection_rate_r_ge_1.5nm'])} | "
                          f"{fmt(m['detection_rate_r_1.0_1.5nm'])} | {fmt(m['found_alone_rate'])} | "
-                         f"{fmt(m['radius_bias'], True)} |")
+                         f"{fmt(m['radius_bias'], True)} | {fmt(m.get('ion_ece'))} |")
     lines += ["", "| condition | oracle F1 | ceiling F1 | cube ECE (default model) | cube ECE (Table 1 model) | "
               "mean cube p / share (default) | seconds |", "|---|---|---|---|---|---|---|"]
     for r in results:
@@ -213,6 +212,7 @@ def figures(results: list, out: Path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from apt_cnn_hpc.report.figures import colour
+    from apt_cnn_hpc.segment.methods import REGISTRY
     out.mkdir(parents=True, exist_ok=True)
     names = [r["condition"] for r in results]
     methods = sorted({m for r in results for m in r["methods"]})
@@ -224,9 +224,7 @@ def figures(results: list, out: Path):
         for j, m in enumerate(methods):
             v = [r["methods"].get(m, {}).get(key) for r in results]
             ax.bar(np.arange(len(names)) + j * w, [np.nan if x is None else x for x in v], w, label=m,
-                   color=colour(m) if m in ("paper", "cnn_refined", "cnn_deconvolved", "isocomposition",
-                                            "order_parameter") else None,
-                   hatch="//" if m == "paper_table1_model" else None)
+                   color=colour(m) if m in REGISTRY else None)
         ax.set_xticks(np.arange(len(names)) + 0.4)
         ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
         ax.set_ylabel(label)

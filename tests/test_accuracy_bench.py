@@ -27,8 +27,8 @@ def test_every_method_is_reported_per_condition(quick):
     names = [c["condition"] for c in report["conditions"]]
     assert names == ["reference", "fcc_sz0.08"] and report["quick"]
     for c in report["conditions"]:
-        assert {"paper", "paper_table1_model", "cnn_refined_table1_model", "isocomposition",
-                "order_parameter", SegmentConfig.load().default} <= set(c["methods"])
+        assert {"paper", "cnn_refined", "cnn_deconvolved", "isocomposition", "order_parameter", "ion_mlp",
+                SegmentConfig.load().default} <= set(c["methods"])
         for m in c["methods"].values():
             for key in ("precision", "recall", "volume_bias", "false_positive_fraction", "f1_over_oracle",
                         "f1_over_ceiling", "detection_per_radius_bin", "radius_bias"):

@@ -15,7 +15,9 @@ from apt_cnn_hpc.sdm.lattice import A_NM, fit_plane_field
 def cloud():
     r = np.random.default_rng(5)
     pos = r.uniform(0, 6, (3000, 3))
-    return pos, r.integers(0, 3, len(pos)), np.exp(1j * r.uniform(0, 6.3, len(pos))), pos[r.choice(3000, 60)]
+    # queries on partners and around the partners' box (beyond it too: cells must not be overrun)
+    q = np.concatenate([pos[r.choice(3000, 60)], r.uniform(-2.5, 8.5, (30, 3))])
+    return pos, r.integers(0, 3, len(pos)), np.exp(1j * r.uniform(0, 6.3, len(pos))), q
 
 
 def _shell(d, edges):

@@ -43,14 +43,20 @@ def load_ion_models(model_dir) -> tuple:
 
 
 def write_ion_model(model_dir, stage1: list, stage2, card: dict):
-    """The three networks, then the card (each renamed into place when complete)."""
+    """The three networks and the card into a temporary sibling directory, renamed into place
+    when complete (a replaced model is moved aside first and removed after), so a reader never
+    sees networks of one training with the card of another."""
+    import shutil
     d = Path(model_dir)
-    d.mkdir(parents=True, exist_ok=True)
+    tmp, old = d.with_name(f".{d.name}.tmp"), d.with_name(f".{d.name}.old")
+    for p in (tmp, old):
+        shutil.rmtree(p, ignore_errors=True)
+    tmp.mkdir(parents=True)
     for f, m in zip(FILES, [*stage1, stage2]):
-        tmp = d / f".{f}.tmp.keras"
-        m.save(tmp)
-        tmp.replace(d / f)
+        m.save(tmp / f)
     card = {"schema": schema_name(KIND, VERSION), **{k: v for k, v in card.items() if k != "model_sha256"}}
-    tmp = d / f".{CARD}.tmp"
-    tmp.write_text(json.dumps(card, indent=2, default=float))
-    tmp.replace(d / CARD)
+    (tmp / CARD).write_text(json.dumps(card, indent=2, default=float))
+    if d.exists():
+        d.replace(old)
+    tmp.replace(d)
+    shutil.rmtree(old, ignore_errors=True)

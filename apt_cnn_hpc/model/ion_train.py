@@ -34,6 +34,7 @@ from .ion_mlp import fit_mlp, logits
 
 log = logging.getLogger(__name__)
 TRAIN_SEED, VALIDATION_SEED = 8001, 9001
+FEATURES_VERSION = 1          # bump when sdm/ion_features.py or sdm/lattice.py change what they compute
 
 
 def training_condition(seed: int, size_nm: float = 18.0) -> dict:
@@ -64,9 +65,15 @@ def specimen_features(seed: int, solutes, work: Path, size_nm: float) -> Path:
     from ..crystal.specimen import make_specimen
     from ..segment.score import oracle_labels
     path = work / f"specimen_{seed}.npz"
-    if path.exists() or (work / f"specimen_{seed}.skipped").exists():
-        return path
     over = training_condition(seed, size_nm)
+    key = json.dumps({"condition": over, "solutes": list(solutes), "features": FEATURES_VERSION}, sort_keys=True)
+    if (work / f"specimen_{seed}.skipped").exists():
+        return path
+    if path.exists():
+        with np.load(path) as d:
+            if "key" in d.files and str(d["key"]) == key:
+                return path
+        log.info("train-ions: %s was made with other settings or features: remade", path)
     cfg = merge(load_config("specimen"), over)
     cfg["seed"] = seed
     try:
@@ -82,7 +89,7 @@ def specimen_features(seed: int, solutes, work: Path, size_nm: float) -> Path:
     truth = s["precipitate_id"] > 0
     X1 = stage1(xyz, types, field)
     tmp = work / f".specimen_{seed}.tmp.npz"
-    np.savez(tmp, xyz=xyz.astype(np.float32), truth=truth, X1=X1,
+    np.savez(tmp, key=key, xyz=xyz.astype(np.float32), truth=truth, X1=X1,
              oracle=oracle_labels(xyz, truth, VoxelGrid.covering(xyz, 1.0)),
              field=json.dumps(field.to_dict()), condition=json.dumps(over))
     tmp.replace(path)
@@ -129,7 +136,9 @@ def train_ions(args, comm):
     comm.Barrier()
     t_features = time.time() - t0
     rng = np.random.default_rng(args.seed)
-    made = {s for s in train_seeds + val_seeds if (work / f"specimen_{s}.npz").exists()}
+    # --work must be one directory every rank sees (ranks read specimens made by others)
+    made = comm.bcast({s for s in train_seeds + val_seeds if (work / f"specimen_{s}.npz").exists()}
+                      if rank == 0 else None)
     train_seeds, val_seeds = [s for s in train_seeds if s in made], [s for s in val_seeds if s in made]
     if len(train_seeds) < 2 * size:
         raise InputError(None, f"{len(train_seeds)} training specimens cannot feed two folds on {size} ranks")

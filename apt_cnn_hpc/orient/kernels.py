@@ -20,11 +20,11 @@ def _axial_grid(qpos, px, py, pz, start, origin, dims, cell, reach, rmax2, kz0, 
         n = 0
         for ax in range(max(cx - reach, 0), min(cx + reach + 1, dims[0])):
             for ay in range(max(cy - reach, 0), min(cy + reach + 1, dims[1])):
-                z_lo, z_hi = _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2)
+                z_lo, z_hi = _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2, dims[2])
                 if z_hi < z_lo:
                     continue
                 c0 = (ax * dims[1] + ay) * dims[2]
-                for j in range(start[c0 + max(z_lo, 0)], start[c0 + min(z_hi + 1, dims[2])]):
+                for j in range(start[c0 + z_lo], start[c0 + z_hi + 1]):
                     dx = px[j] - xi
                     dy = py[j] - yi
                     dz = pz[j] - zi

@@ -65,7 +65,7 @@ def stage1_features(cnt6, S6, F, Z, ctx) -> np.ndarray:
     """[n, N_STAGE1] float32 (see module doc)."""
     cnt, S = cnt6[:, :, :3] + cnt6[:, :, 3:], S6[:, :, :3] + S6[:, :, 3:]
     cc, Sc, Fc, Zc = np.cumsum(cnt, 1), np.cumsum(S, 1), np.cumsum(F, 1), np.cumsum(Z, 1)
-    p0, fa, fb = ctx["f_sol"], max(ctx["f_a"], .005), max(ctx["f_b"], .005)
+    p0, fa, fb = min(max(ctx["f_sol"], .005), .995), max(ctx["f_a"], .005), max(ctx["f_b"], .005)
     amp = np.sqrt(ctx["coherence"])
     f = []
 

@@ -58,9 +58,10 @@ class _Partners:
 
 
 @nb.njit(inline="always")
-def _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2):
-    """Cell-index range [lo, hi] along z of column (ax, ay) that a ball around (xi, yi, zi) can
-    reach; hi < lo when the column lies laterally outside the ball."""
+def _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2, dims2):
+    """Cell-index range [lo, hi] (within 0..dims2-1) along z of column (ax, ay) that a ball around
+    (xi, yi, zi) can reach; hi < lo when it reaches none (laterally outside, or beyond the cells
+    for queries outside the partners' box)."""
     x0 = origin[0] + ax * cell
     y0 = origin[1] + ay * cell
     ddx = max(x0 - xi, 0.0, xi - (x0 + cell))
@@ -69,7 +70,9 @@ def _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2):
     if rho2 >= rmax2:
         return 1, 0
     h = np.sqrt(rmax2 - rho2)
-    return int(np.floor((zi - h - origin[2]) / cell)), int(np.floor((zi + h - origin[2]) / cell))
+    z_lo = max(int(np.floor((zi - h - origin[2]) / cell)), 0)
+    z_hi = min(int(np.floor((zi + h - origin[2]) / cell)), dims2 - 1)
+    return z_lo, z_hi               # empty (z_hi < z_lo) when the ball misses the column's cells
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)
@@ -92,11 +95,11 @@ def _plane_sums(qpos, px, py, pz, ptype, ser, sei, fr, fi, start, origin, dims, 
         a_fi = np.zeros(ns)
         for ax in range(max(cx - reach, 0), min(cx + reach + 1, dims[0])):
             for ay in range(max(cy - reach, 0), min(cy + reach + 1, dims[1])):
-                z_lo, z_hi = _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2)
+                z_lo, z_hi = _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2, dims[2])
                 if z_hi < z_lo:
                     continue
                 c0 = (ax * dims[1] + ay) * dims[2]
-                for j in range(start[c0 + max(z_lo, 0)], start[c0 + min(z_hi + 1, dims[2])]):
+                for j in range(start[c0 + z_lo], start[c0 + z_hi + 1]):
                     dx = px[j] - xi
                     dy = py[j] - yi
                     dz = pz[j] - zi
@@ -150,11 +153,11 @@ def _moments(qpos, px, py, pz, pv, start, origin, dims, cell, reach, lut, scale,
         acc = np.zeros(ns * nc * 4)
         for ax in range(max(cx - reach, 0), min(cx + reach + 1, dims[0])):
             for ay in range(max(cy - reach, 0), min(cy + reach + 1, dims[1])):
-                z_lo, z_hi = _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2)
+                z_lo, z_hi = _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2, dims[2])
                 if z_hi < z_lo:
                     continue
                 c0 = (ax * dims[1] + ay) * dims[2]
-                for j in range(start[c0 + max(z_lo, 0)], start[c0 + min(z_hi + 1, dims[2])]):
+                for j in range(start[c0 + z_lo], start[c0 + z_hi + 1]):
                     dx = px[j] - xi
                     dy = py[j] - yi
                     dz = pz[j] - zi
@@ -200,11 +203,11 @@ def _wavevector_grid(qpos, px, py, pz, start, origin, dims, cell, reach, rmax2, 
         n = 0
         for ax in range(max(cx - reach, 0), min(cx + reach + 1, dims[0])):
             for ay in range(max(cy - reach, 0), min(cy + reach + 1, dims[1])):
-                z_lo, z_hi = _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2)
+                z_lo, z_hi = _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2, dims[2])
                 if z_hi < z_lo:
                     continue
                 c0 = (ax * dims[1] + ay) * dims[2]
-                for j in range(start[c0 + max(z_lo, 0)], start[c0 + min(z_hi + 1, dims[2])]):
+                for j in range(start[c0 + z_lo], start[c0 + z_hi + 1]):
                     dx = px[j] - xi
                     dy = py[j] - yi
                     dz = pz[j] - zi
