@@ -6,6 +6,8 @@ are rank 0's, every rank takes the same number of steps, and the learning rate s
 number of ranks."""
 import numpy as np
 
+from .steps import data_parallel_step
+
 
 def build_mlp(mean, sd, hidden=(64, 64, 32)):
     import keras
@@ -43,20 +45,7 @@ def fit_mlp(comm, X, y, seed: int, epochs: int = 6, batch: int = 1024, lr: float
         import horovod.tensorflow as hvd
         hvd.broadcast_variables([v.value for v in model.variables], root_rank=0)
 
-    @tf.function(jit_compile=True)
-    def grads(xb, yb):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(yb, model(xb, training=True))
-        return loss, tape.gradient(loss, model.trainable_variables)
-
-    @tf.function
-    def step(xb, yb):
-        loss, g = grads(xb, yb)
-        if size > 1:
-            import horovod.tensorflow as hvd
-            g = hvd.grouped_allreduce(g, op=hvd.Average)
-        opt.apply_gradients(zip(g, model.trainable_variables))
-        return loss
+    step = data_parallel_step(model, opt, loss_fn, size)
 
     rng = np.random.default_rng(seed + 1000 * comm.Get_rank())
     y = np.asarray(y, np.float32)[:, None]

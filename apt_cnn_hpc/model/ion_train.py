@@ -96,6 +96,13 @@ def specimen_features(seed: int, solutes, work: Path, size_nm: float) -> Path:
     return path
 
 
+def _on_every_rank(problem: str) -> InputError:
+    """An error every rank finds alike: rank 0 says it, no rank aborts the others."""
+    exc = InputError(None, problem)
+    exc.collective = True
+    return exc
+
+
 def _load(path) -> dict:
     with np.load(path) as d:
         return {k: d[k] for k in d.files}
@@ -141,7 +148,7 @@ def train_ions(args, comm):
                       if rank == 0 else None)
     train_seeds, val_seeds = [s for s in train_seeds if s in made], [s for s in val_seeds if s in made]
     if len(train_seeds) < 2 * size:
-        raise InputError(None, f"{len(train_seeds)} training specimens cannot feed two folds on {size} ranks")
+        raise _on_every_rank(f"{len(train_seeds)} training specimens cannot feed two folds on {size} ranks")
     own_train = train_seeds[rank::size]
     folds = {s: (k // size) % 2 for k, s in enumerate(train_seeds)}   # every rank holds both folds
     # only the drawn rows stay in memory; a specimen's full features are read when needed
@@ -175,7 +182,7 @@ def train_ions(args, comm):
                       "condition": json.loads(str(d["condition"]))})
     items = [i for part in comm.allgather(items) for i in part]
     if not items:
-        raise InputError(None, "--validation must be >= 1 (the calibration is fitted on those specimens)")
+        raise _on_every_rank("no validation specimen could be made (the calibration is fitted on them)")
     raw = np.clip(1 / (1 + np.exp(-np.concatenate([i["z"] for i in items]))), 1e-7, 1 - 1e-7)
     truth = np.concatenate([i["truth"] for i in items])
     cal = fit_platt(raw, truth)

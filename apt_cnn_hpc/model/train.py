@@ -31,6 +31,7 @@ from ..parallel.mpi import collective
 from ..provenance import software_versions
 from ..contracts.model_dir import write_model
 from .cnn import build_model, prepare
+from .steps import data_parallel_step
 from ..contracts.dictionary import open_maps, read_rows
 from .dataset import split
 
@@ -51,26 +52,10 @@ class Trainer:
         self._build_steps()
 
     def _build_steps(self):
-        tf, hvd, model = self.tf, self.hvd, self.model
-        size = self.comm.Get_size()
-
-        w_pos = self.positive_weight
-
-        @tf.function(jit_compile=True)
-        def grads(x, y):
-            with tf.GradientTape() as tape:
-                loss = self.loss_fn(y, model(x, training=True), sample_weight=1.0 + (w_pos - 1.0) * y)
-            return loss, tape.gradient(loss, model.trainable_variables)
-
-        @tf.function
-        def step(x, y):
-            loss, g = grads(x, y)
-            if size > 1:
-                g = hvd.grouped_allreduce(g, op=hvd.Average)
-            self.opt.apply_gradients(zip(g, model.trainable_variables))
-            return loss
-
-        self.step = step
+        tf, model, w_pos = self.tf, self.model, self.positive_weight
+        self.step = data_parallel_step(
+            model, self.opt, lambda y, p: self.loss_fn(y, p, sample_weight=1.0 + (w_pos - 1.0) * y),
+            self.comm.Get_size())
         self.predict = tf.function(lambda x: model(x, training=False), jit_compile=True)
 
     def broadcast(self):

@@ -5,7 +5,7 @@ are those of sdm/ion_kernels.py."""
 import numba as nb
 import numpy as np
 
-from ..sdm.ion_kernels import _Partners, _z_range
+from ..sdm.ion_kernels import _Partners, _spans
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)
@@ -14,28 +14,22 @@ def _axial_grid(qpos, px, py, pz, start, origin, dims, cell, reach, rmax2, kz0, 
     nsum[q] = their number."""
     for q in nb.prange(len(qpos)):
         xi, yi, zi = qpos[q, 0], qpos[q, 1], qpos[q, 2]
-        cx = int(np.floor((xi - origin[0]) / cell))
-        cy = int(np.floor((yi - origin[1]) / cell))
         acc = np.zeros(m, np.complex128)
         n = 0
-        for ax in range(max(cx - reach, 0), min(cx + reach + 1, dims[0])):
-            for ay in range(max(cy - reach, 0), min(cy + reach + 1, dims[1])):
-                z_lo, z_hi = _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2, dims[2])
-                if z_hi < z_lo:
+        spans = np.empty(((2 * reach + 1) ** 2, 2), np.int64)
+        for sp in range(_spans(xi, yi, zi, origin, cell, reach, rmax2, dims, start, spans)):
+            for j in range(spans[sp, 0], spans[sp, 1]):
+                dx = px[j] - xi
+                dy = py[j] - yi
+                dz = pz[j] - zi
+                if dx * dx + dy * dy + dz * dz >= rmax2:
                     continue
-                c0 = (ax * dims[1] + ay) * dims[2]
-                for j in range(start[c0 + z_lo], start[c0 + z_hi + 1]):
-                    dx = px[j] - xi
-                    dy = py[j] - yi
-                    dz = pz[j] - zi
-                    if dx * dx + dy * dy + dz * dz >= rmax2:
-                        continue
-                    n += 1
-                    v = np.exp(1j * kz0 * dz)
-                    e = np.exp(1j * dkz * dz)
-                    for a in range(m):
-                        acc[a] += v
-                        v *= e
+                n += 1
+                v = np.exp(1j * kz0 * dz)
+                e = np.exp(1j * dkz * dz)
+                for a in range(m):
+                    acc[a] += v
+                    v *= e
         nsum[q] = n
         for a in range(m):
             psum[q, a] = acc[a].real ** 2 + acc[a].imag ** 2

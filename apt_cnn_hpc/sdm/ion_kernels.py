@@ -58,21 +58,30 @@ class _Partners:
 
 
 @nb.njit(inline="always")
-def _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2, dims2):
-    """Cell-index range [lo, hi] (within 0..dims2-1) along z of column (ax, ay) that a ball around
-    (xi, yi, zi) can reach; hi < lo when it reaches none (laterally outside, or beyond the cells
-    for queries outside the partners' box)."""
-    x0 = origin[0] + ax * cell
-    y0 = origin[1] + ay * cell
-    ddx = max(x0 - xi, 0.0, xi - (x0 + cell))
-    ddy = max(y0 - yi, 0.0, yi - (y0 + cell))
-    rho2 = ddx * ddx + ddy * ddy
-    if rho2 >= rmax2:
-        return 1, 0
-    h = np.sqrt(rmax2 - rho2)
-    z_lo = max(int(np.floor((zi - h - origin[2]) / cell)), 0)
-    z_hi = min(int(np.floor((zi + h - origin[2]) / cell)), dims2 - 1)
-    return z_lo, z_hi               # empty (z_hi < z_lo) when the ball misses the column's cells
+def _spans(xi, yi, zi, origin, cell, reach, rmax2, dims, start, spans) -> int:
+    """The partner-index ranges [spans[k, 0], spans[k, 1]) that a ball around (xi, yi, zi) can
+    reach: per cell column within `reach` cells laterally, only the cells along z the ball
+    touches (none for columns laterally outside it or queries beyond the partners' box).
+    Returns the number of ranges written."""
+    cx = int(np.floor((xi - origin[0]) / cell))
+    cy = int(np.floor((yi - origin[1]) / cell))
+    n = 0
+    for ax in range(max(cx - reach, 0), min(cx + reach + 1, dims[0])):
+        ddx = max(origin[0] + ax * cell - xi, 0.0, xi - (origin[0] + (ax + 1) * cell))
+        for ay in range(max(cy - reach, 0), min(cy + reach + 1, dims[1])):
+            ddy = max(origin[1] + ay * cell - yi, 0.0, yi - (origin[1] + (ay + 1) * cell))
+            rho2 = ddx * ddx + ddy * ddy
+            if rho2 >= rmax2:
+                continue
+            h = np.sqrt(rmax2 - rho2)
+            z_lo = max(int(np.floor((zi - h - origin[2]) / cell)), 0)
+            z_hi = min(int(np.floor((zi + h - origin[2]) / cell)), dims[2] - 1)
+            if z_hi < z_lo:
+                continue
+            c0 = (ax * dims[1] + ay) * dims[2]
+            spans[n, 0], spans[n, 1] = start[c0 + z_lo], start[c0 + z_hi + 1]
+            n += 1
+    return n
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)
@@ -84,8 +93,6 @@ def _plane_sums(qpos, px, py, pz, ptype, ser, sei, fr, fi, start, origin, dims, 
     ns, rmax2 = len(edges2) - 1, edges2[-1]
     for q in nb.prange(len(qpos)):
         xi, yi, zi = qpos[q, 0], qpos[q, 1], qpos[q, 2]
-        cx = int(np.floor((xi - origin[0]) / cell))
-        cy = int(np.floor((yi - origin[1]) / cell))
         a_n = np.zeros(ns * 6)
         a_sr = np.zeros(ns * 6)
         a_si = np.zeros(ns * 6)
@@ -93,29 +100,25 @@ def _plane_sums(qpos, px, py, pz, ptype, ser, sei, fr, fi, start, origin, dims, 
         a_zi = np.zeros(ns * 3)
         a_fr = np.zeros(ns)
         a_fi = np.zeros(ns)
-        for ax in range(max(cx - reach, 0), min(cx + reach + 1, dims[0])):
-            for ay in range(max(cy - reach, 0), min(cy + reach + 1, dims[1])):
-                z_lo, z_hi = _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2, dims[2])
-                if z_hi < z_lo:
+        spans = np.empty(((2 * reach + 1) ** 2, 2), np.int64)
+        for sp in range(_spans(xi, yi, zi, origin, cell, reach, rmax2, dims, start, spans)):
+            for j in range(spans[sp, 0], spans[sp, 1]):
+                dx = px[j] - xi
+                dy = py[j] - yi
+                dz = pz[j] - zi
+                d2 = dx * dx + dy * dy + dz * dz
+                if d2 >= rmax2:
                     continue
-                c0 = (ax * dims[1] + ay) * dims[2]
-                for j in range(start[c0 + z_lo], start[c0 + z_hi + 1]):
-                    dx = px[j] - xi
-                    dy = py[j] - yi
-                    dz = pz[j] - zi
-                    d2 = dx * dx + dy * dy + dz * dz
-                    if d2 >= rmax2:
-                        continue
-                    s = _shell(d2, lut, scale, edges2)
-                    k = s * 3 + ptype[j]
-                    h = s * 6 + ptype[j] + (3 if dz > 0 else 0)
-                    a_n[h] += 1.0
-                    a_sr[h] += ser[j]
-                    a_si[h] += sei[j]
-                    a_zr[k] += ser[j] * dz
-                    a_zi[k] += sei[j] * dz
-                    a_fr[s] += fr[j]
-                    a_fi[s] += fi[j]
+                s = _shell(d2, lut, scale, edges2)
+                k = s * 3 + ptype[j]
+                h = s * 6 + ptype[j] + (3 if dz > 0 else 0)
+                a_n[h] += 1.0
+                a_sr[h] += ser[j]
+                a_si[h] += sei[j]
+                a_zr[k] += ser[j] * dz
+                a_zi[k] += sei[j] * dz
+                a_fr[s] += fr[j]
+                a_fi[s] += fi[j]
         for s in range(ns):
             F[q, s] = complex(a_fr[s], a_fi[s])
             for t in range(6):
@@ -148,30 +151,24 @@ def _moments(qpos, px, py, pz, pv, start, origin, dims, cell, reach, lut, scale,
     nc, ns, rmax2 = pv.shape[1], len(edges2) - 1, edges2[-1]
     for q in nb.prange(len(qpos)):
         xi, yi, zi = qpos[q, 0], qpos[q, 1], qpos[q, 2]
-        cx = int(np.floor((xi - origin[0]) / cell))
-        cy = int(np.floor((yi - origin[1]) / cell))
         acc = np.zeros(ns * nc * 4)
-        for ax in range(max(cx - reach, 0), min(cx + reach + 1, dims[0])):
-            for ay in range(max(cy - reach, 0), min(cy + reach + 1, dims[1])):
-                z_lo, z_hi = _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2, dims[2])
-                if z_hi < z_lo:
+        spans = np.empty(((2 * reach + 1) ** 2, 2), np.int64)
+        for sp in range(_spans(xi, yi, zi, origin, cell, reach, rmax2, dims, start, spans)):
+            for j in range(spans[sp, 0], spans[sp, 1]):
+                dx = px[j] - xi
+                dy = py[j] - yi
+                dz = pz[j] - zi
+                d2 = dx * dx + dy * dy + dz * dz
+                if d2 >= rmax2:
                     continue
-                c0 = (ax * dims[1] + ay) * dims[2]
-                for j in range(start[c0 + z_lo], start[c0 + z_hi + 1]):
-                    dx = px[j] - xi
-                    dy = py[j] - yi
-                    dz = pz[j] - zi
-                    d2 = dx * dx + dy * dy + dz * dz
-                    if d2 >= rmax2:
-                        continue
-                    base = _shell(d2, lut, scale, edges2) * nc * 4
-                    for c in range(nc):
-                        v = pv[j, c]
-                        k = base + c * 4
-                        acc[k] += v
-                        acc[k + 1] += v * dx
-                        acc[k + 2] += v * dy
-                        acc[k + 3] += v * dz
+                base = _shell(d2, lut, scale, edges2) * nc * 4
+                for c in range(nc):
+                    v = pv[j, c]
+                    k = base + c * 4
+                    acc[k] += v
+                    acc[k + 1] += v * dx
+                    acc[k + 2] += v * dy
+                    acc[k + 3] += v * dz
         for s in range(ns):
             for c in range(nc):
                 for m in range(4):
@@ -197,32 +194,26 @@ def _wavevector_grid(qpos, px, py, pz, start, origin, dims, cell, reach, rmax2, 
     m = 2 * na + 1
     for q in nb.prange(len(qpos)):
         xi, yi, zi = qpos[q, 0], qpos[q, 1], qpos[q, 2]
-        cx = int(np.floor((xi - origin[0]) / cell))
-        cy = int(np.floor((yi - origin[1]) / cell))
         acc = np.zeros((m, m), np.complex128)
         n = 0
-        for ax in range(max(cx - reach, 0), min(cx + reach + 1, dims[0])):
-            for ay in range(max(cy - reach, 0), min(cy + reach + 1, dims[1])):
-                z_lo, z_hi = _z_range(xi, yi, zi, ax, ay, origin, cell, rmax2, dims[2])
-                if z_hi < z_lo:
+        spans = np.empty(((2 * reach + 1) ** 2, 2), np.int64)
+        for sp in range(_spans(xi, yi, zi, origin, cell, reach, rmax2, dims, start, spans)):
+            for j in range(spans[sp, 0], spans[sp, 1]):
+                dx = px[j] - xi
+                dy = py[j] - yi
+                dz = pz[j] - zi
+                if dx * dx + dy * dy + dz * dz >= rmax2:
                     continue
-                c0 = (ax * dims[1] + ay) * dims[2]
-                for j in range(start[c0 + z_lo], start[c0 + z_hi + 1]):
-                    dx = px[j] - xi
-                    dy = py[j] - yi
-                    dz = pz[j] - zi
-                    if dx * dx + dy * dy + dz * dz >= rmax2:
-                        continue
-                    n += 1
-                    va = np.exp(1j * (kz * dz + (kx0 - na * dk) * dx + (ky0 - na * dk) * dy))
-                    ex = np.exp(1j * dk * dx)
-                    ey = np.exp(1j * dk * dy)
-                    for a in range(m):
-                        vb = va
-                        for b in range(m):
-                            acc[a, b] += vb
-                            vb *= ey
-                        va *= ex
+                n += 1
+                va = np.exp(1j * (kz * dz + (kx0 - na * dk) * dx + (ky0 - na * dk) * dy))
+                ex = np.exp(1j * dk * dx)
+                ey = np.exp(1j * dk * dy)
+                for a in range(m):
+                    vb = va
+                    for b in range(m):
+                        acc[a, b] += vb
+                        vb *= ey
+                    va *= ex
         nsum[q] = n
         for a in range(m):
             for b in range(m):
