@@ -41,7 +41,7 @@ def _unranged_to_matrix(ids: np.ndarray, species: np.ndarray, voxel_label):
     kept[0] = False
     remap = np.zeros(n + 1, np.int32)
     remap[kept] = np.arange(1, int(kept.sum()) + 1)
-    remap = np.concatenate([[-1], remap])          # index shift keeps -1 (undetermined)
+    remap = np.concatenate([np.int32([-1]), remap])    # index shift keeps -1 (undetermined)
     return remap[ids + 1], (remap[voxel_label + 1] if voxel_label is not None else None)
 
 
