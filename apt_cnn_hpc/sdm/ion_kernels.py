@@ -128,11 +128,12 @@ def _plane_sums(qpos, px, py, pz, ptype, ser, sei, fr, fi, start, origin, dims, 
                 Z[q, s, t] = complex(a_zr[s * 3 + t], a_zi[s * 3 + t])
 
 
-def plane_sums(qpos, ppos, ptype, superlattice, fundamental, edges, cells_per_r=4):
+def plane_sums(qpos, ppos, ptype, superlattice, fundamental, edges, cells_per_r=4, partners=None):
     """Shell sums around each query of partners of type 0/1/2 carrying the complex superlattice
-    and fundamental phasors: (cnt [q, s, 6], S [q, s, 6], F [q, s], Z [q, s, 3]) (see _plane_sums)."""
+    and fundamental phasors: (cnt [q, s, 6], S [q, s, 6], F [q, s], Z [q, s, 3]) (see _plane_sums).
+    `partners`: the _Partners of (qpos, ppos) built for these edges, reused across calls."""
     edges = np.asarray(edges, np.float64)
-    P = _Partners(qpos, ppos, edges[-1] / cells_per_r)
+    P = partners or _Partners(qpos, ppos, edges[-1] / cells_per_r)
     lut, scale, edges2 = _shell_lut(edges)
     nq, ns = len(P.q), len(edges) - 1
     cnt, S = np.zeros((nq, ns, 6)), np.zeros((nq, ns, 6), np.complex128)

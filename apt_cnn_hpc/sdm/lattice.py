@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .ion_kernels import coherent_power, plane_sums
+from .ion_kernels import _Partners, coherent_power, plane_sums
 
 A_NM = 0.405                       # Al lattice parameter
 TILE_NM = 2.0                      # tile of the local offset field
@@ -61,10 +61,10 @@ class PlaneField:
 
 def _mean_power(query, pos, phases, radius) -> np.ndarray:
     """Mean over queries of (|sum_j exp(i phase_j)|^2 - n) / n^2 for each trial column of phases."""
-    out = []
+    out, P = [], _Partners(query, pos, radius / 4)      # one cell list for every trial
     for ph in phases.T:
         cnt, _, F, _ = plane_sums(query, pos, np.zeros(len(pos), np.int64), np.zeros(len(pos), np.complex128),
-                                  np.exp(1j * ph), [0.0, radius])
+                                  np.exp(1j * ph), [0.0, radius], partners=P)
         n = cnt[:, 0].sum(1)
         out.append(np.mean((np.abs(F[:, 0]) ** 2 - n) / np.maximum(n, 1) ** 2))
     return np.asarray(out)
