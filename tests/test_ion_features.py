@@ -7,7 +7,7 @@ import pytest
 from apt_cnn_hpc.config import load_config, merge
 from apt_cnn_hpc.crystal.specimen import make_specimen
 from apt_cnn_hpc.sdm.ion_features import EDGES_NM, N_STAGE1, partner_types, stage1
-from apt_cnn_hpc.sdm.ion_kernels import coherent_power, moments, plane_sums
+from apt_cnn_hpc.sdm.ion_kernels import axial_power, coherent_power, moments, plane_sums
 from apt_cnn_hpc.sdm.lattice import A_NM, fit_plane_field
 
 
@@ -71,6 +71,12 @@ def test_coherent_power_equals_brute_force(cloud):
                 n = m.sum()
                 ref = (abs(np.exp(1j * dv[m] @ k).sum()) ** 2 - n) / n ** 2
                 np.testing.assert_allclose(P[i, a, b], ref, rtol=1e-9, atol=1e-12)
+    kzs = np.array([38.0, 41.0, 44.0])
+    A = axial_power(q[:10], pos, 2.0, kzs)
+    for i, x in enumerate(q[:10]):
+        dz = (pos - x)[np.linalg.norm(pos - x, axis=1) < 2.0][:, 2]
+        ref = (np.abs(np.exp(1j * np.outer(kzs, dz)).sum(1)) ** 2 - len(dz)) / len(dz) ** 2
+        np.testing.assert_allclose(A[i], ref, rtol=1e-9, atol=1e-12)
 
 
 def _specimen(seed, **over):

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..crystal.orientation import axis_rotation
 from ..sdm.lattice import A_NM, SIGNIFICANT, PlaneField, fit_plane_field
-from .kernels import axial_power
+from ..sdm.ion_kernels import axial_power
 from .search import Search, search_pole
 
 SPACING_022_NM = A_NM / np.sqrt(8)    # the {022} planes normal to the <011> pole of Al

@@ -189,13 +189,13 @@ def moments(qpos, ppos, values, edges, cells_per_r=3):
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)
-def _wavevector_grid(qpos, px, py, pz, start, origin, dims, cell, reach, rmax2, kx0, ky0, kz, dk, na, psum, nsum):
-    """psum[q, a, b] = |sum_j exp(i k . (r_j - r_i))|^2 for k = (kx0 + (a - na) dk, ky0 + (b - na) dk,
-    kz) over the partners within the ball; nsum[q] = their number."""
-    m = 2 * na + 1
+def _wavevector_grid(qpos, px, py, pz, start, origin, dims, cell, reach, rmax2, k0, da, db, psum, nsum):
+    """psum[q, a, b] = |sum_j exp(i k . (r_j - r_i))|^2 for k = k0 + a da + b db over the partners
+    within the ball (one exp per partner and step, the grid by recurrence); nsum[q] = their number."""
+    ma, mb = psum.shape[1], psum.shape[2]
     for q in nb.prange(len(qpos)):
         xi, yi, zi = qpos[q, 0], qpos[q, 1], qpos[q, 2]
-        acc = np.zeros((m, m), np.complex128)
+        acc = np.zeros((ma, mb), np.complex128)
         n = 0
         spans = np.empty(((2 * reach + 1) ** 2, 2), np.int64)
         for sp in range(_spans(xi, yi, zi, origin, cell, reach, rmax2, dims, start, spans)):
@@ -206,31 +206,45 @@ def _wavevector_grid(qpos, px, py, pz, start, origin, dims, cell, reach, rmax2, 
                 if dx * dx + dy * dy + dz * dz >= rmax2:
                     continue
                 n += 1
-                va = np.exp(1j * (kz * dz + (kx0 - na * dk) * dx + (ky0 - na * dk) * dy))
-                ex = np.exp(1j * dk * dx)
-                ey = np.exp(1j * dk * dy)
-                for a in range(m):
+                va = np.exp(1j * (k0[0] * dx + k0[1] * dy + k0[2] * dz))
+                ea = np.exp(1j * (da[0] * dx + da[1] * dy + da[2] * dz))
+                eb = np.exp(1j * (db[0] * dx + db[1] * dy + db[2] * dz))
+                for a in range(ma):
                     vb = va
-                    for b in range(m):
+                    for b in range(mb):
                         acc[a, b] += vb
-                        vb *= ey
-                    va *= ex
+                        vb *= eb
+                    va *= ea
         nsum[q] = n
-        for a in range(m):
-            for b in range(m):
+        for a in range(ma):
+            for b in range(mb):
                 psum[q, a, b] = acc[a, b].real ** 2 + acc[a, b].imag ** 2
 
 
-def coherent_power(qpos, ppos, radius, kx0, ky0, kz, dk, na):
-    """Normalised coherent power (|S|^2 - n) / n^2 of the planes of wavevector k per query, on a
-    (2 na + 1)^2 grid of lateral components about (kx0, ky0): [q, a, b]; its expectation is 0
-    for random positions and the squared plane contrast for a lattice."""
+def wavevector_power(qpos, ppos, radius, k0, da, db, ma: int, mb: int):
+    """Normalised coherent power (|S|^2 - n) / n^2 per query of the planes of wavevector
+    k = k0 + a da + b db on an ma x mb grid: [q, a, b]; its expectation is 0 for random positions
+    and the squared plane contrast for a lattice."""
     P = _Partners(qpos, ppos, radius / 2)
-    m = 2 * na + 1
-    psum, nsum = np.zeros((len(P.q), m, m)), np.zeros(len(P.q))
+    psum, nsum = np.zeros((len(P.q), ma, mb)), np.zeros(len(P.q))
     if len(P.q) and len(P.ppos):
-        _wavevector_grid(P.q, P.px, P.py, P.pz, *P.grid[:3], P.cell, 2, radius * radius, kx0, ky0, kz, dk, na,
+        vec = lambda v: np.asarray(v, np.float64)  # noqa: E731
+        _wavevector_grid(P.q, P.px, P.py, P.pz, *P.grid[:3], P.cell, 2, radius * radius, vec(k0), vec(da), vec(db),
                          psum, nsum)
     psum, nsum = P.unsort(psum, nsum)
     n = np.maximum(nsum, 1)[:, None, None]
     return (psum - n) / n ** 2
+
+
+def coherent_power(qpos, ppos, radius, kx0, ky0, kz, dk, na):
+    """Coherent power [q, a, b] on a (2 na + 1)^2 grid of lateral components
+    (kx0 + (a - na) dk, ky0 + (b - na) dk) at the axial component kz."""
+    return wavevector_power(qpos, ppos, radius, (kx0 - na * dk, ky0 - na * dk, kz), (dk, 0, 0), (0, dk, 0),
+                            2 * na + 1, 2 * na + 1)
+
+
+def axial_power(qpos, ppos, radius: float, kz):
+    """Coherent power [q, len(kz)] of planes normal to z at the evenly spaced wavenumbers `kz`."""
+    kz = np.asarray(kz, np.float64)
+    dkz = float(kz[1] - kz[0]) if len(kz) > 1 else 0.0
+    return wavevector_power(qpos, ppos, radius, (0, 0, kz[0]), (0, 0, dkz), (0, 0, 0), len(kz), 1)[:, :, 0]
