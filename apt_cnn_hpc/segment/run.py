@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..analysis.run import analyse
 from ..config import SegmentConfig
+from ..contracts.analyses import write_all_analyses
 from ..contracts.segmentation import MethodRecord, Segmentation, is_segmented, write_segmentation
 from ..errors import InputError
 from ..fileutil import atomic_output
@@ -113,8 +115,6 @@ def segment(args) -> dict:
     seg = Segmentation(default, records, cfg.to_dict(), summary, record, uncertain,
                        sdms, (settings.zx_edges(), settings.z_edges()))
     write_segmentation(data.path, seg)
-    from ..analysis.run import analyse
-    from ..contracts.analyses import write_all_analyses
     t = time.time()
     write_all_analyses(data.path, analyse(data, seg), record)
     log.info("segment: analyses of %d methods, %.1f s", len(records), time.time() - t)
