@@ -55,7 +55,9 @@ def _stage(cmd: list, logfile: Path, stage: str):
         proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.PIPE, text=True, env=env)
         fh.write(proc.stderr)
     if proc.returncode != 0:
-        errors = [l for l in proc.stderr.splitlines() if "error" in l.lower()]
+        lines = proc.stderr.splitlines()      # the stage's own one-line error before MPI's noise
+        errors = [l for l in lines if l.startswith("apt-cnn ") and ": error: " in l] or \
+            [l for l in lines if "error" in l.lower()]
         raise RunFailed(f"{stage} exited with {proc.returncode}: "
                         f"{errors[-1].strip() if errors else proc.stderr.strip()[-300:]}")
 
