@@ -72,3 +72,15 @@ def logits(models, X, batch=65536) -> np.ndarray:
         for i in range(0, len(X), batch):
             out[i:i + batch] += np.asarray(m(X[i:i + batch], training=False))[:, 0]
     return out / max(len(models), 1)
+
+
+def stage2_logits(stage1_models, stage2_model, xyz, X1) -> np.ndarray:
+    """The stage-2 logit of every ion from its stage-1 features (stage 1: mean of its networks)."""
+    from ..sdm.ion_features import levels, stage2_features
+    z1 = logits(stage1_models, X1)
+    return logits([stage2_model], stage2_features(xyz, z1, X1, levels(X1, z1)))
+
+
+def raw_probability(z) -> np.ndarray:
+    """The network's probability of a logit, kept off 0 and 1 for the calibration's logit."""
+    return np.clip(1 / (1 + np.exp(-np.asarray(z, np.float64))), 1e-7, 1 - 1e-7)

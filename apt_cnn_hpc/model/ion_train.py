@@ -30,7 +30,7 @@ from ..sdm import VoxelGrid
 from ..sdm.ion_features import N_STAGE1, N_STAGE2, levels, partner_types, stage1, stage2_features
 from ..sdm.lattice import fit_plane_field
 from .calibration import apply_calibration, expected_calibration_error, fit_platt
-from .ion_mlp import fit_mlp, logits
+from .ion_mlp import fit_mlp, logits, raw_probability, stage2_logits
 
 log = logging.getLogger(__name__)
 TRAIN_SEED, VALIDATION_SEED = 8001, 9001
@@ -108,8 +108,9 @@ def _load(path) -> dict:
         return {k: d[k] for k in d.files}
 
 
-def _stage2_rows(d, z1, rows=None):
-    return stage2_features(d["xyz"], z1, d["X1"] if rows is None else d["X1"][rows], levels(d["X1"], z1), rows)
+def _stage2_rows(d, z1, rows):
+    """Stage-2 features of the training rows `rows` of a specimen from every ion's stage-1 logit."""
+    return stage2_features(d["xyz"], z1, d["X1"][rows], levels(d["X1"], z1), rows)
 
 
 def _pooled_scores(items) -> dict:
@@ -177,17 +178,17 @@ def train_ions(args, comm):
     items = []
     for s in val_seeds[rank::size]:
         d = _load(work / f"specimen_{s}.npz")
-        z2 = logits([stage2_model], _stage2_rows(d, logits(stage1_models, d["X1"])))
+        z2 = stage2_logits(stage1_models, stage2_model, d["xyz"], d["X1"])
         items.append({"z": z2, "truth": d["truth"], "oracle": d["oracle"], "seed": s,
                       "condition": json.loads(str(d["condition"]))})
     items = [i for part in comm.allgather(items) for i in part]
     if not items:
         raise _on_every_rank("no validation specimen could be made (the calibration is fitted on them)")
-    raw = np.clip(1 / (1 + np.exp(-np.concatenate([i["z"] for i in items]))), 1e-7, 1 - 1e-7)
+    raw = raw_probability(np.concatenate([i["z"] for i in items]))
     truth = np.concatenate([i["truth"] for i in items])
     cal = fit_platt(raw, truth)
     for i in items:
-        i["p"] = apply_calibration(np.clip(1 / (1 + np.exp(-i["z"])), 1e-7, 1 - 1e-7), cal)
+        i["p"] = apply_calibration(raw_probability(i["z"]), cal)
     metrics = {"validation": _pooled_scores(items),
                "validation_ece_before_calibration": expected_calibration_error(raw, truth)[0],
                "validation_per_specimen": [{"seed": i["seed"], **{k: v for k, v in _pooled_scores([i]).items()

@@ -14,8 +14,8 @@ import numpy as np
 from ...contracts.ion_model import load_ion_card, load_ion_models
 from ...errors import InputError
 from ...model.calibration import apply_calibration
-from ...model.ion_mlp import logits
-from ...sdm.ion_features import levels, partner_types, stage1, stage2_features
+from ...model.ion_mlp import raw_probability, stage2_logits
+from ...sdm.ion_features import partner_types, stage1
 from ...sdm.ion_kernels import moments
 from ...sdm.lattice import SIGNIFICANT, fit_plane_field
 from ..components import ion_components, split_by_cores
@@ -68,10 +68,8 @@ class IonMLP(Method):
             log.warning("ion_mlp: no {022} planes resolved within ~3.5 deg of z (plane signal %.1f < %.0f): without "
                         "planes no superlattice order is measurable, so ions come out matrix; if the pole is off "
                         "axis, run `apt-cnn orient` first", field.significance, SIGNIFICANT)
-        X1 = stage1(data.xyz, types, field)
-        z1 = logits(stage1_models, X1)
-        z2 = logits([stage2_model], stage2_features(data.xyz, z1, X1, levels(X1, z1)))
-        p = apply_calibration(np.clip(1 / (1 + np.exp(-z2)), 1e-7, 1 - 1e-7), card["calibration"])
+        z2 = stage2_logits(stage1_models, stage2_model, data.xyz, stage1(data.xyz, types, field))
+        p = apply_calibration(raw_probability(z2), card["calibration"])
         ids = ion_components(data.xyz, p > self.threshold, self.link, self.min_ions)
         smooth = moments(data.xyz, data.xyz, np.column_stack([np.ones(len(p)), p]), [0.0, self.core_radius])
         core = smooth[:, 0, 1, 0] > self.core * smooth[:, 0, 0, 0]
