@@ -185,6 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace an earlier segmentation")
     s.set_defaults(func=_stage("segment.run:run"))
 
+    s = sub.add_parser("export", help="a segmented scan as NeXus (NXapm): reconstruction, ranging, precipitates")
+    s.add_argument("scan", help="segmented SCAN.h5")
+    s.add_argument("--nexus", required=True, metavar="OUT.nxs",
+                   help="NeXus file: NXapm entry (reconstruction, ranging) and NXapm_paraprobe_clusterer_results "
+                        "entry (per-ion labels, precipitate table, voxel L1_2 map); needs apt-cnn-hpc[nexus]")
+    s.add_argument("--method", metavar="NAME", help="recognition method to export (default: the segmentation's default)")
+    _moved_inputs(s)
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=_stage("export.run:run"))
+
     s = sub.add_parser("score", help="per-ion F1 (with the oracle's), detection and radius error vs truth")
     s.add_argument("scan", help="segmented SCAN.h5")
     s.add_argument("--truth", required=True, help="ground truth HDF5 of `apt-cnn specimen` (PREFIX_truth.h5)")
