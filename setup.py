@@ -11,5 +11,8 @@ setup(
         "numpy", "scipy", "h5py", "numba", "mpi4py>=4", "tensorflow-cpu>=2.16", "matplotlib",
         "tqdm", "PyYAML", "ifes-apt-tc-data-modeling>=0.5",
     ],
+    # `apt-cnn export --nexus`: pynxtools validates and writes NeXus (NXapm); scripts/install.sh
+    # installs it constrained to the stack already in .venv
+    extras_require={"nexus": ["pynxtools>=0.16,<0.17"]},
     entry_points={"console_scripts": ["apt-cnn=apt_cnn_hpc.cli:main"]},
 )

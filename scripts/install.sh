@@ -54,6 +54,11 @@ MPI_TAG=$(basename "$(dirname "$(dirname "$(readlink -f "$MPICC")")")")-$("$MPIC
 "$PIP" install -q "tensorflow-cpu==$TF_VERSION" "numpy<2.5" "h5py<3.15" numba scipy matplotlib \
   tqdm PyYAML "ifes-apt-tc-data-modeling>=0.5" pytest cmake "pkgconfig" Cython
 
+# --- NeXus export (setup.py extra "nexus"): pynxtools, never moving a package already installed --
+CONSTRAINTS="$VENV/.apt-cnn-constraints.txt"
+"$PIP" list --format=freeze --exclude-editable > "$CONSTRAINTS"
+"$PIP" install -q -c "$CONSTRAINTS" "pynxtools>=0.16,<0.17"
+
 # --- parallel h5py ---------------------------------------------------------------------------
 H5PC=""
 for n in hdf5-openmpi hdf5-mpich; do pkg-config --exists "$n" 2>/dev/null && H5PC=$n && break; done
