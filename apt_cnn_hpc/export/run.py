@@ -23,13 +23,13 @@ EXTRA = "pip install 'apt-cnn-hpc[nexus]'"
 
 def pynxtools():
     """pynxtools' dataconverter modules, or a one-line error naming the extra that brings them."""
+    for noisy in ("pynxtools", "pint"):   # problems are collected and reported below, not logged
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         from pynxtools.dataconverter import helpers, template, validation, writer
     except ImportError as exc:
         raise InputError(None, f"NeXus export needs pynxtools ({exc.name or exc} is not installed): "
                                f"{EXTRA}") from None
-    for noisy in ("pynxtools", "pint"):   # problems are collected and reported below, not logged
-        logging.getLogger(noisy).setLevel(logging.ERROR)
     return helpers, template, validation, writer
 
 
