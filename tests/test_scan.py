@@ -28,12 +28,17 @@ def test_same_result_for_1_2_3_ranks(scans):
     maps = {}
     for n, path in scans.items():
         with h5py.File(path) as f:
-            maps[n] = {k: f[f"voxels/{k}"][:] for k in ("probability_sum", "window_count", "ion_count")}
+            maps[n] = {k: f[f"voxels/{k}"][:] for k in ("probability_sum", "window_count", "ion_count",
+                                                         "plane_visibility")}
+            maps[n]["plane_field"] = f.attrs["plane_field"]
             assert f.attrs["n_ranks"] == n
     for n in (2, 3):
         np.testing.assert_allclose(maps[n]["probability_sum"], maps[1]["probability_sum"], atol=1e-5)
         np.testing.assert_array_equal(maps[n]["window_count"], maps[1]["window_count"])
         np.testing.assert_array_equal(maps[n]["ion_count"], maps[1]["ion_count"])
+        # the plane field is fitted to the same ions in the same order, each voxel summed by one rank
+        assert maps[n]["plane_field"] == maps[1]["plane_field"]
+        np.testing.assert_array_equal(maps[n]["plane_visibility"], maps[1]["plane_visibility"])
 
 
 def test_bfloat16_inference_stays_close_to_float32(scans, small_specimen, tmp_path):
@@ -63,7 +68,12 @@ def test_scan_file_schema(scans, small_specimen):
         prov = json.loads(f["provenance"].attrs["json"])
         assert prov["inputs"]["input"]["sha256"] and prov["model_sha256"] and prov["n_ranks"] == 2
         assert prov["model_card"]["sdm"]["map_bins"] == 150
-    assert Path(scans[2]).with_suffix(".xdmf").read_text().count("/voxels/") == 3
+        vis = f["voxels/plane_visibility"][:]
+        assert vis.dtype == np.float32 and vis.shape == ps.shape
+        assert f.attrs["plane_visibility_threshold"] == 6.0 and json.loads(f.attrs["plane_field"])["found"]
+        # an untilted default specimen: planes resolved in every voxel that holds ions
+        assert (vis[f["voxels/ion_count"][:] > 50] >= 6.0).mean() > 0.98
+    assert Path(scans[2]).with_suffix(".xdmf").read_text().count("/voxels/") == 4
 
 
 def test_labels_recover_precipitates(scanned_specimen):

@@ -5,6 +5,8 @@
   /voxels/probability_sum_sd float32             ensemble scans: sd of the members' sums
   /voxels/window_count     uint8   [nx, ny, nz]  evaluated cubes covering each voxel (0..64)
   /voxels/ion_count        uint32  [nx, ny, nz]  ions (all species) in each voxel
+  /voxels/plane_visibility float32 [nx, ny, nz]  fundamental {022} plane power around each voxel
+                           (sdm/visibility.py); planes resolved where >= attr plane_visibility_threshold
   /cubes/origin_nm         float32 [n, 3]        lower corner of every evaluated cube
   /cubes/probability       float32 [n]           its calibrated L1_2 probability (model card)
   /cubes/probability_members float32 [n, K]      ensemble scans: each member's
@@ -12,7 +14,9 @@
   /provenance              attrs json: config, input/range SHA-256, model card and hash, versions,
                            ranks, per-rank timings and peak memory
   attrs: schema, n_ions, cubes_evaluated, cubes_skipped_few_references, n_ranks, min_reference,
-         ensemble_members
+         ensemble_members, plane_field (JSON of sdm.lattice.PlaneField: wavevector k 1/nm, curvature,
+         centre_xy, tilt_deg, spacing_nm, significance, found), plane_visibility_threshold,
+         plane_visibility_meaning (scans before these were added have none of the three)
 Voxel (i, j, k) covers origin_nm + [i, i+1) x [j, j+1) x [k, k+1) * voxel_nm. The segmentation
 (contracts/segmentation.py) adds its groups to the same file.
 """
@@ -93,6 +97,16 @@ class VoxelMap:
     full_window: int           # cubes covering an interior voxel (64 for 4 nm / 1 nm)
     provenance: dict = field(default_factory=dict)
     probability_sum_sd: np.ndarray | None = None   # ensemble scans: sd of the members' sums
+    plane_visibility: np.ndarray | None = None     # None in scans made before it existed
+    plane_visibility_threshold: float | None = None
+    plane_field: dict | None = None
+
+    @property
+    def resolved(self) -> np.ndarray | None:
+        """Voxels whose lattice planes are resolved (None for a scan without the score)."""
+        if self.plane_visibility is None:
+            return None
+        return self.plane_visibility >= self.plane_visibility_threshold
 
     @property
     def covered(self) -> np.ndarray:
@@ -150,7 +164,10 @@ def read_voxel_map(path) -> VoxelMap:
             sdm = prov["config"]["sdm"]
             m = int(round(sdm["cube_nm"] / sdm["voxel_nm"]))
             sd = g["probability_sum_sd"][:] if "probability_sum_sd" in g else None
-            return VoxelMap(grid, ps[:], g["window_count"][:], g["ion_count"][:], m ** 3, prov, sd)
+            vis = g["plane_visibility"][:] if "plane_visibility" in g else None
+            return VoxelMap(grid, ps[:], g["window_count"][:], g["ion_count"][:], m ** 3, prov, sd, vis,
+                            float(f.attrs["plane_visibility_threshold"]) if vis is not None else None,
+                            json.loads(f.attrs["plane_field"]) if vis is not None else None)
         except (KeyError, ValueError, TypeError) as exc:   # a damaged or foreign file
             raise InputError(path, f"scan file is incomplete or damaged ({exc})") from None
 

@@ -24,7 +24,9 @@ from ..parallel.mpi import configure_tensorflow
 from ..provenance import provenance
 from ..sdm import PartnerIndex, SDMSettings, cube_counts, cube_maps_by_layer
 from ..sdm.normalise import to_uint8
+from ..sdm.visibility import MEANING as VISIBILITY_MEANING, THRESHOLD as VISIBILITY_THRESHOLD
 from ..sdm.voxel import box_sum_axis
+from . import planes
 from .checkpoint import Checkpoints
 from ..parallel.mpi import allreduce_array, collective
 from .decompose import distribute
@@ -101,7 +103,7 @@ def scan(args, comm):
     model_sha256 = combined_sha256([c["model_sha256"] for c in cards])
     k_members = len(model_dirs)
     drop = bool(args.drop_invalid or cfg.get("drop_invalid", False))
-    n_total, grid, slabs, local, _, ion_count, phases = distribute(comm, args.input, drop, settings)
+    n_total, grid, slabs, local, record_index, ion_count, phases = distribute(comm, args.input, drop, settings)
     mine = slabs[rank]
     m = settings.cube_voxels
     t_read = time.time() - t0
@@ -135,6 +137,12 @@ def scan(args, comm):
                  len(my_layers), ckpt.dir)
 
     index, ref_pos, ref_ids, n_ref_all = cube_inputs(local, ranges, settings, grid)
+    t1 = time.time()
+    local_xyz, ranged = local.xyz.astype(np.float64), ranges.label(local.mq) >= 0
+    own_layers = planes.owned(local_xyz, grid, mine)
+    field = planes.fit_field(comm, local_xyz, record_index, ranged, own_layers, grid)
+    visibility = planes.visibility(comm, local_xyz, ranged, own_layers, grid, field)
+    phases["planes_s"] = time.time() - t1
 
     configure_tensorflow(comm)
     predictors = [Predictor(load_model(d), batch=cfg["batch"], precision=cfg["precision"],
@@ -212,10 +220,14 @@ def scan(args, comm):
                                           for d, c in zip(dirs, group_cards)] if len(dirs) > 1 else None,
                                 timings_per_rank=timings, decomposition=[s.__dict__ for s in slabs])
             write_scan(out, grid, {**voxels, "window_count": np.rint(window).astype(np.uint8),
-                                   "ion_count": np.rint(ion_count).astype(np.uint32)},
+                                   "ion_count": np.rint(ion_count).astype(np.uint32),
+                                   "plane_visibility": visibility},
                        cubes, record, {"n_ions": n_total, "cubes_evaluated": len(evaluated),
                                        "cubes_skipped_few_references": skipped, "n_ranks": size,
-                                       "min_reference": cfg["min_reference"], "ensemble_members": len(dirs)},
+                                       "min_reference": cfg["min_reference"], "ensemble_members": len(dirs),
+                                       "plane_field": json.dumps(field.to_dict()),
+                                       "plane_visibility_threshold": VISIBILITY_THRESHOLD,
+                                       "plane_visibility_meaning": VISIBILITY_MEANING},
                        overwrite=args.overwrite)
             log.info("scan: %d ions, %d cubes evaluated, %d skipped (< %d references) -> %s in %.1f s",
                      n_total, len(evaluated), skipped, cfg["min_reference"], out, time.time() - t0)

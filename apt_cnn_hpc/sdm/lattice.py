@@ -52,6 +52,11 @@ class PlaneField:
         rho2 = (pos[:, 0] - self.centre_xy[0]) ** 2 + (pos[:, 1] - self.centre_xy[1]) ** 2
         return pos @ k - self.curvature * k[2] * rho2
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "PlaneField":
+        return cls(tuple(d["k"]), float(d["curvature"]), tuple(d["centre_xy"]), float(d["coherence"]),
+                   float(d["significance"]))
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d.update(k=[float(v) for v in self.k], centre_xy=[float(v) for v in self.centre_xy],

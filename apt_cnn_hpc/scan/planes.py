@@ -1,0 +1,55 @@
+"""The scan's view of the lattice planes: one plane field fitted to a bounded central block (the
+same ions in the same order for any number of ranks), the tilt warning, and the per-voxel plane
+visibility (sdm/visibility.py) summed by the rank that owns each voxel layer."""
+import logging
+
+import numpy as np
+
+from ..sdm.lattice import PlaneField, fit_plane_field
+from ..sdm.visibility import phasor_sums, plane_visibility
+
+log = logging.getLogger(__name__)
+BLOCK_NM = 16.0          # side of the central block the plane field is fitted to (bounds its cost)
+N_QUERY = 800            # sampled neighbourhoods of the fit (1500 in ion_mlp's own fit): 3-4 s
+TILT_WARN_DEG = 1.0      # the cube maps assume the pole along z; beyond this they lose the planes
+
+
+def owned(local_xyz, grid, slab) -> np.ndarray:
+    """Ions of this rank's voxel layers [k0, k1) (each ion of the file on exactly one rank)."""
+    kz = grid.index(local_xyz)[:, 2]
+    return (kz >= max(slab.k0, 0)) & (kz < min(slab.k1, grid.shape[2]))
+
+
+def fit_field(comm, local_xyz, index, ranged, mine, grid) -> PlaneField:
+    """Fit on root to the ranged ions within BLOCK_NM of the grid's centre, gathered in record
+    order; broadcast."""
+    centre = np.asarray(grid.origin_nm) + np.asarray(grid.shape) * grid.voxel_nm / 2
+    sel = mine & ranged & np.all(np.abs(local_xyz - centre) <= BLOCK_NM / 2, axis=1)
+    parts = comm.gather((index[sel], local_xyz[sel]))
+    field = None
+    if comm.Get_rank() == 0:
+        ids = np.concatenate([p[0] for p in parts])
+        xyz = np.concatenate([p[1] for p in parts])[np.argsort(ids, kind="stable")]
+        field = fit_plane_field(xyz, np.ones(len(xyz), bool), n_query=N_QUERY)
+        if not field.found:
+            log.warning("scan: no {022} planes resolved within ~3.5 deg of z in the central %.0f nm block "
+                        "(plane signal %.1f): every voxel will read as not resolved; if the pole is off "
+                        "axis, run `apt-cnn orient` first", BLOCK_NM, field.significance)
+        elif field.tilt_deg > TILT_WARN_DEG:
+            log.warning("scan: the {022} planes are %.2f deg off z (spacing %.4f nm): the cube maps assume "
+                        "the pole along z and lose the planes with tilt; run `apt-cnn orient` first",
+                        field.tilt_deg, field.spacing_nm)
+        else:
+            log.info("scan: {022} planes %.2f deg off z, spacing %.4f nm, plane signal %.1f", field.tilt_deg,
+                     field.spacing_nm, field.significance)
+    return comm.bcast(field)
+
+
+def visibility(comm, local_xyz, ranged, mine, grid, field: PlaneField):
+    """Per-voxel plane visibility of the whole grid (on root; None elsewhere)."""
+    from ..parallel.mpi import allreduce_array
+    sel = mine & ranged
+    pos = local_xyz[sel]
+    flat = np.ravel_multi_index(tuple(grid.index(pos).T), grid.shape)
+    sums = allreduce_array(comm, phasor_sums(grid.shape, flat, field.phase(pos)))
+    return plane_visibility(sums) if comm.Get_rank() == 0 else None
