@@ -6,7 +6,7 @@ from ..segment.components import element_table
 from .compositions import phase_compositions
 from .number_density import convex_hull_volume, number_density, occupied_voxel_volume, volume_fraction
 from .proxigram import proxigram
-from .size_distribution import size_distribution
+from .size_distribution import at_edge, size_distribution
 
 
 def analyse(data, segmentation, resamples: int = 200, seed: int = 0) -> dict:
@@ -18,23 +18,30 @@ def analyse(data, segmentation, resamples: int = 200, seed: int = 0) -> dict:
     hull = convex_hull_volume(xyz)
     voxels = occupied_voxel_volume(xyz)
     ranged = species >= 0
+    resolved = getattr(data, "ion_resolved", None)
+    resolved = np.ones(len(xyz), bool) if resolved is None else np.asarray(resolved, bool)
     out = {}
     for name, rec in segmentation.methods.items():
         ids = np.asarray(rec.ion_precipitate_id)
         if len(ids) != len(xyz):
             raise ValueError(f"{name}: {len(ids)} per-ion ids for {len(xyz)} ions")
-        determined = float(np.mean(ids >= 0)) if len(ids) else 0.0
+        sample = (ids >= 0) & resolved
+        determined = float(np.mean(sample)) if len(ids) else 0.0
         volume = hull * determined
         res = {"elements": list(elements), "analysed_volume_nm3": volume, "convex_hull_volume_nm3": hull,
                "occupied_voxel_volume_nm3": voxels * determined, "determined_ion_share": determined,
-               "volume_method": "convex hull of the ions x share of ions not undetermined"}
+               "volume_method": "convex hull of the ions x share of ions determined and where planes are resolved"}
         res.update(proxigram(xyz, species, ids, atoms))
         size = size_distribution(rec.table, xyz)
         res.update(size)
-        res.update(number_density(size["count"], size["count_at_edge"], volume))
         k = len(rec.table["radius_nm"])
-        per = np.bincount(ids[ranged & (ids > 0)], minlength=k + 1)[1:k + 1]
-        res.update(volume_fraction(per, int(np.count_nonzero(ranged & (ids >= 0))), resamples, seed))
+        counted = (np.bincount(ids[sample & (ids > 0)], minlength=k + 1)[1:k + 1]
+                   >= 0.5 * np.bincount(ids[ids > 0], minlength=k + 1)[1:k + 1])   # mostly in the sample
+        edge = at_edge(rec.table, xyz)
+        res.update(number_density(int(np.count_nonzero(counted & ~edge)), int(np.count_nonzero(counted & edge)),
+                                  volume))
+        per = np.bincount(ids[ranged & sample & (ids > 0)], minlength=k + 1)[1:k + 1]
+        res.update(volume_fraction(per, int(np.count_nonzero(ranged & sample)), resamples, seed))
         res.update(phase_compositions(species, ids, atoms))
         out[name] = res
     return out

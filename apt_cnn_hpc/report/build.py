@@ -67,6 +67,14 @@ def _figure_list(out: Path, seg, vm, cube_probability) -> list:
     return made
 
 
+def _coverage(share) -> str:
+    if share is None:
+        return "Plane visibility: not in this scan (made before it existed); no ion is marked undetermined."
+    return (f"Lattice planes resolved at {100 * share:.1f} % of the ions; the others are undetermined (id -1) "
+            "unless they belong to a precipitate whose own superlattice is seen, and are left out of the matrix "
+            "statistics, the volume fraction and the number density.")
+
+
 def _analyses(scan: Path, seg) -> tuple[dict, str | None]:
     """The analyses of the scan's current segmentation ({} and why not, when there are none)."""
     if not has_analyses(scan):
@@ -156,6 +164,7 @@ def _summary(scan: Path, seg, vm, score: dict | None) -> dict:
          "grid_shape": list(vm.grid.shape), "voxel_nm": vm.grid.voxel_nm, "origin_nm": list(vm.grid.origin_nm),
          "default_method": seg.default, "segment_config": seg.config, "comparison": seg.comparison["comparison"],
          "uncertain_voxels": seg.comparison.get("uncertain_voxels"),
+         "planes_resolved_ion_share": seg.comparison.get("planes_resolved_ion_share"),
          "model_sha256": vm.provenance.get("model_sha256"),
          "model_metrics": {k: v for k, v in card.get("metrics", {}).items() if not isinstance(v, (dict, list))},
          "input": vm.provenance.get("inputs", {})}
@@ -196,6 +205,7 @@ table{{border-collapse:collapse}} td,th{{border:1px solid #999;padding:3px 8px}}
 voxel grid {' x '.join(map(str, summary['grid_shape']))} of {summary['voxel_nm']} nm;
 default method {html.escape(summary['default_method'])}; model {str(summary['model_sha256'])[:12]};
 apt-cnn-hpc {html.escape(summary['software_version'])}.</p>
+<p>{_coverage(summary.get('planes_resolved_ion_share'))}</p>
 <table><tr><th>method</th><th>what it does</th><th>precipitates</th><th>mean radius (nm)</th><th>volume %</th>
 <th>ion IoU with the default</th><th>per-ion F1 vs truth</th></tr>
 {_table_rows(summary)}

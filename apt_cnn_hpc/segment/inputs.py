@@ -41,6 +41,12 @@ class ScanData:
         """Voxel index [n, 3] of every ion (may lie outside the grid for none: the grid covers all)."""
         return self.grid.index(self.xyz)
 
+    @functools.cached_property
+    def ion_resolved(self) -> np.ndarray | None:
+        """Per ion: its voxel's lattice planes are resolved (None for a scan without the score)."""
+        res = self.voxels.resolved
+        return None if res is None else res[tuple(self.ion_voxel.T)]
+
     def voxel_counts(self, mask=None) -> np.ndarray:
         """Ions (of `mask`, default all) per voxel of the scan's grid."""
         v = self.ion_voxel if mask is None else self.ion_voxel[mask]

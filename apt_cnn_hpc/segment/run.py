@@ -20,6 +20,7 @@ from .inputs import load_scan_data
 from .methods import REGISTRY
 from .phase_sdm import phase_sdms
 from .tables import precipitate_table
+from .undetermined import mark_undetermined
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,11 @@ def segment(args) -> dict:
     data = load_scan_data(args.scan, args.input, args.range)
     elements, atoms = element_table(data.ranges.ion_names, data.ranges.composition)
     ranged = data.species >= 0
+    if data.ion_resolved is None:
+        log.warning("segment: %s has no plane visibility (made before it existed): no ion is marked "
+                    "undetermined; scan again to have them", data.path)
+    else:
+        log.info("segment: lattice planes resolved at %.1f %% of the ions", 100 * data.ion_resolved.mean())
     records = {}
     for name, method in methods.items():
         reason = method.unavailable(data)
@@ -83,7 +89,10 @@ def segment(args) -> dict:
             continue
         t = time.time()
         res = method.run(data)
-        ids, voxel_label = _unranged_to_matrix(res.ion_precipitate_id, data.species, res.voxel_label)
+        ids = res.ion_precipitate_id
+        if data.ion_resolved is not None:
+            ids = mark_undetermined(ids, data.ion_resolved, data.xyz, data.species, data.voxels.plane_field)
+        ids, voxel_label = _unranged_to_matrix(ids, data.species, res.voxel_label)
         with np.errstate(invalid="ignore", divide="ignore"):
             fraction = (data.voxel_counts((ids > 0) & ranged) / data.voxel_counts(ranged)).astype(np.float32)
         records[name] = MethodRecord(method.title, method.params, ids,
@@ -103,7 +112,8 @@ def segment(args) -> dict:
             if ps.get("pairs") else {}
     except InputError as exc:
         raise InputError(data.range_path, exc.problem) from None
-    summary = {"default": default, "comparison": comparison(records, ranged, default)}
+    summary = {"default": default, "comparison": comparison(records, ranged, default),
+               "planes_resolved_ion_share": None if data.ion_resolved is None else float(data.ion_resolved.mean())}
     threshold = float(cfg.methods.get("paper", {}).get("threshold", 62))
     uncertain = data.voxels.uncertain(threshold, cfg.uncertain_sigmas)
     if uncertain is not None:
