@@ -65,12 +65,16 @@ def _min():
 
 
 def logits(models, X, batch=65536) -> np.ndarray:
-    """Mean logit of `models` (a list) over the rows of X, float64."""
+    """Mean logit of `models` (a list) over the rows of X, float64. A row's logit does not depend
+    on the other rows of its batch (TensorFlow's kernels are row-independent except for a batch of
+    one row, which is padded), so a distributed scan gives every rank count the same labels."""
     X = np.asarray(X, np.float32)
     out = np.zeros(len(X))
     for m in models:
         for i in range(0, len(X), batch):
-            out[i:i + batch] += np.asarray(m(X[i:i + batch], training=False))[:, 0]
+            rows = X[i:i + batch]
+            padded = np.concatenate([rows, np.zeros((8, X.shape[1]), np.float32)]) if len(rows) < 8 else rows
+            out[i:i + len(rows)] += np.asarray(m(padded, training=False))[:len(rows), 0]
     return out / max(len(models), 1)
 
 

@@ -19,7 +19,7 @@ and composition of 1-2 nm balls relative to the data set's own precipitate and m
 import numpy as np
 
 from .ion_kernels import moments, plane_sums
-from .lattice import PlaneField, local_offset
+from .lattice import OffsetField, PlaneField, local_offset
 
 EDGES_NM = np.array([0.0, 0.45, 0.65, 0.85, 1.05, 1.3, 1.6, 2.0])
 BALLS = (1, 2, 3, 4, 5, 6)                     # cumulative shells: radii 0.65 ... 2.0 nm
@@ -40,20 +40,29 @@ def partner_types(species, solutes_idx) -> np.ndarray:
 
 def context(types, coherence: float) -> dict:
     """Data-set statistics the features are normalised by."""
-    r = types >= 0
-    fa, fb = float(np.mean(types[r] == 1)), float(np.mean(types[r] == 2))
+    return context_of_counts(np.bincount(types[types >= 0], minlength=3)[:3], coherence)
+
+
+def context_of_counts(counts, coherence: float) -> dict:
+    """context() from the data set's ranged ions per partner type (other, solute A, solute B)."""
+    n = max(int(np.sum(counts)), 1)
+    fa, fb = int(counts[1]) / n, int(counts[2]) / n
     return {"f_a": fa, "f_b": fb, "f_sol": fa + fb, "coherence": float(max(coherence, 1e-5))}
 
 
-def plane_referred_sums(xyz, types, field: PlaneField, query=None):
+def plane_referred_sums(xyz, types, field: PlaneField, query=None, offset: OffsetField | None = None):
     """Stage-1 sums (cnt [q, s, 6], S [q, s, 6], F [q, s], Z [q, s, 3]) over the ranged
-    neighbours of the query ions (default all), phases referred to the local plane offset."""
+    neighbours of the query ions (default all), phases referred to the local plane offset
+    (`offset`, default: the one of these ions)."""
     ranged = types >= 0
     pos = np.ascontiguousarray(xyz[ranged], np.float64)
     psi = field.phase(pos)
     q = np.asarray(xyz if query is None else xyz[query], np.float64)
     cnt, S, F, Z = plane_sums(q, pos, types[ranged], np.exp(0.5j * psi), np.exp(1j * psi), EDGES_NM)
-    u = local_offset(pos, psi, q, field.coherence) if len(pos) else np.ones(len(q), complex)
+    if offset is not None:
+        u = offset.at(q)
+    else:
+        u = local_offset(pos, psi, q, field.coherence) if len(pos) else np.ones(len(q), complex)
     half = np.conj(np.sqrt(u))
     S *= half[:, None, None]
     Z *= half[:, None, None]
@@ -114,25 +123,37 @@ def stage1_features(cnt6, S6, F, Z, ctx) -> np.ndarray:
     return np.column_stack(f).astype(np.float32)
 
 
-def stage1(xyz, types, field: PlaneField, query=None, chunk=200_000) -> np.ndarray:
-    """Stage-1 features of the query ions (default all), in chunks bounding the sums' memory."""
-    ctx = context(types, field.coherence)
+def stage1(xyz, types, field: PlaneField, query=None, chunk=200_000, ctx=None, offset=None) -> np.ndarray:
+    """Stage-1 features of the query ions (default all), in chunks bounding the sums' memory;
+    `ctx` and `offset` default to those of these ions (a distributed scan passes the data set's)."""
+    ctx = ctx or context(types, field.coherence)
     query = np.arange(len(xyz)) if query is None else np.asarray(query)
     out = np.empty((len(query), N_STAGE1), np.float32)
     for i in range(0, len(query), chunk):
-        out[i:i + chunk] = stage1_features(*plane_referred_sums(xyz, types, field, query[i:i + chunk]), ctx)
+        out[i:i + chunk] = stage1_features(*plane_referred_sums(xyz, types, field, query[i:i + chunk], offset), ctx)
     return out
 
 
-def levels(X1, z1) -> tuple:
-    """(order amplitude inside, composition inside, composition of the matrix) of the data set,
-    from the 1.3 nm ball of ions with stage-1 p > 0.8 and p < 0.05 (defaults where too few)."""
+def level_samples(X1, z1) -> tuple:
+    """What levels() reads: order amplitude and composition of the 1.3 nm ball of the ions with
+    stage-1 p > 0.8, and the composition of those with p < 0.05."""
     p = 1 / (1 + np.exp(-z1))
     inside, matrix = p > 0.8, p < 0.05
     amp, comp = X1[:, 3 * 8 + 7], X1[:, 3 * 8 + 5]
-    a_in = float(np.median(amp[inside])) if inside.sum() >= 300 else 0.08
-    c_in = float(np.median(comp[inside])) if inside.sum() >= 300 else 0.0
-    c_mat = float(np.median(comp[matrix])) if matrix.sum() >= 300 else 0.0
+    return amp[inside], comp[inside], comp[matrix]
+
+
+def levels(X1, z1) -> tuple:
+    """(order amplitude inside, composition inside, composition of the matrix) of the data set
+    (medians; defaults where fewer than 300 ions)."""
+    return levels_of(*level_samples(X1, z1))
+
+
+def levels_of(amp_in, comp_in, comp_mat) -> tuple:
+    """Medians (order-free, so samples gathered from ranks in any order give the same levels)."""
+    a_in = float(np.median(amp_in)) if len(amp_in) >= 300 else 0.08
+    c_in = float(np.median(comp_in)) if len(comp_in) >= 300 else 0.0
+    c_mat = float(np.median(comp_mat)) if len(comp_mat) >= 300 else 0.0
     return a_in, c_in, c_mat
 
 

@@ -9,10 +9,12 @@ import numpy as np
 
 
 def build_cell_list(pos: np.ndarray, cell_nm: float):
-    """Sort atoms into cubic cells: (order, cell_start, origin, dims)."""
+    """Sort atoms into cubic cells: (order, cell_start, origin, dims). Cells sit on multiples of
+    cell_nm and keep the atoms' order, so any superset of a region's atoms (another rank's halo)
+    visits that region's atoms in the same order and sums over them bit for bit alike."""
     if len(pos) == 0:
         return (np.zeros(0, np.int64), np.zeros(2, np.int64), np.zeros(3), np.ones(3, np.int64))
-    origin = pos.min(axis=0) - 1e-6
+    origin = np.floor(pos.min(axis=0) / cell_nm) * cell_nm
     dims = np.maximum(np.floor((pos.max(axis=0) - origin) / cell_nm).astype(np.int64) + 1, 1)
     c = np.floor((pos - origin) / cell_nm).astype(np.int64)
     cid = (c[:, 0] * dims[1] + c[:, 1]) * dims[2] + c[:, 2]

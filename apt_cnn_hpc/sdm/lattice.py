@@ -133,23 +133,47 @@ def fit_plane_field(xyz, ranged, spacing_nm=A_NM / np.sqrt(8), n_query=1500, see
     return PlaneField(tuple(k * scale[best]), curvature, tuple(centre), float(power[best]), signif)
 
 
+@dataclass
+class OffsetField:
+    """The smoothed fundamental phasor on 2 nm tiles whose corner `origin` is a multiple of the
+    tile (so any subset of the data, and a grid of 1 nm voxel sums, tiles space the same way)."""
+    origin: np.ndarray
+    tiles: np.ndarray             # complex [nx, ny, nz], Gaussian-smoothed sums
+
+    @classmethod
+    def from_sums(cls, sums: np.ndarray, origin, n_ions: int, extent_nm, coherence: float) -> "OffsetField":
+        """From the unsmoothed tile sums of exp(i psi) of `n_ions` ions spanning `extent_nm`: the
+        smoothing holds enough ions that the smoothed phasor has a signal-to-noise ratio of about 5."""
+        from scipy import ndimage
+        density = n_ions / max(float(np.prod(extent_nm)), 1e-9)
+        smooth_nm = float(np.clip((25.0 / max(coherence, 1e-6) / (density * (2 * np.pi) ** 1.5)) ** (1 / 3), 2.0, 8.0))
+        parts = [ndimage.gaussian_filter(part, smooth_nm / TILE_NM, mode="nearest") for part in (sums.real, sums.imag)]
+        return cls(np.asarray(origin, np.float64), parts[0] + 1j * parts[1])
+
+    def at(self, pos) -> np.ndarray:
+        """exp(i psi0) at positions [n, 3], linearly interpolated between tile centres."""
+        from scipy import ndimage
+        coords = ((np.asarray(pos, np.float64) - self.origin) / TILE_NM - 0.5).T
+        z = sum(w * ndimage.map_coordinates(part, coords, order=1, mode="nearest")
+                for w, part in ((1, self.tiles.real), (1j, self.tiles.imag)))
+        return z / np.maximum(np.abs(z), 1e-12)
+
+
+def tile_origin(lo) -> np.ndarray:
+    return np.floor(np.asarray(lo, np.float64) / TILE_NM) * TILE_NM
+
+
+def tile_shape(origin, hi) -> tuple:
+    return tuple(int(v) for v in np.floor((np.asarray(hi) - origin) / TILE_NM).astype(int) + 1)
+
+
 def local_offset(pos, psi, at, coherence: float) -> np.ndarray:
     """exp(i psi0) at positions `at`: the phase of the Gaussian-smoothed complex mean of
-    exp(i psi) of the ions `pos` over 2 nm tiles, linearly interpolated; the smoothing holds
-    enough ions that the smoothed phasor has a signal-to-noise ratio of about 5."""
-    from scipy import ndimage
-    lo = pos.min(0)
-    idx = np.floor((pos - lo) / TILE_NM).astype(int)
-    shape = tuple(idx.max(0) + 1)
-    flat = np.ravel_multi_index(tuple(idx.T), shape)
+    exp(i psi) of the ions `pos` over 2 nm tiles (OffsetField), linearly interpolated."""
+    origin = tile_origin(pos.min(0))
+    shape = tile_shape(origin, pos.max(0))
+    flat = np.ravel_multi_index(tuple(np.floor((pos - origin) / TILE_NM).astype(int).T), shape)
     e = np.exp(1j * psi)
-    density = len(pos) / max(np.prod(np.ptp(pos, 0)), 1e-9)
-    smooth_nm = float(np.clip((25.0 / max(coherence, 1e-6) / (density * (2 * np.pi) ** 1.5)) ** (1 / 3), 2.0, 8.0))
-    coords = ((at - lo) / TILE_NM - 0.5).T
-    parts = []
-    for comp in (e.real, e.imag):
-        g = np.bincount(flat, comp, minlength=int(np.prod(shape))).reshape(shape)
-        g = ndimage.gaussian_filter(g, smooth_nm / TILE_NM, mode="nearest")
-        parts.append(ndimage.map_coordinates(g, coords, order=1, mode="nearest"))
-    z = parts[0] + 1j * parts[1]
-    return z / np.maximum(np.abs(z), 1e-12)
+    n = int(np.prod(shape))
+    sums = (np.bincount(flat, e.real, minlength=n) + 1j * np.bincount(flat, e.imag, minlength=n)).reshape(shape)
+    return OffsetField.from_sums(sums, origin, len(pos), np.ptp(pos, 0), coherence).at(at)
