@@ -31,6 +31,7 @@ def test_same_result_for_1_2_3_ranks(scans):
             maps[n] = {k: f[f"voxels/{k}"][:] for k in ("probability_sum", "window_count", "ion_count",
                                                          "plane_visibility")}
             maps[n]["plane_field"] = f.attrs["plane_field"]
+            maps[n]["ion_probability"] = f["ions/l12_probability"][:]
             assert f.attrs["n_ranks"] == n
     for n in (2, 3):
         np.testing.assert_allclose(maps[n]["probability_sum"], maps[1]["probability_sum"], atol=1e-5)
@@ -39,6 +40,9 @@ def test_same_result_for_1_2_3_ranks(scans):
         # the plane field is fitted to the same ions in the same order, each voxel summed by one rank
         assert maps[n]["plane_field"] == maps[1]["plane_field"]
         np.testing.assert_array_equal(maps[n]["plane_visibility"], maps[1]["plane_visibility"])
+        # the default method's per-ion probability, computed inside the distributed scan (halo 3.5 nm)
+        np.testing.assert_array_equal(maps[n]["ion_probability"], maps[1]["ion_probability"])
+        assert not np.isnan(maps[n]["ion_probability"]).any()
 
 
 def test_bfloat16_inference_stays_close_to_float32(scans, small_specimen, tmp_path):

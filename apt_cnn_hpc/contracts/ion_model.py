@@ -13,6 +13,7 @@ from .schema import check_schema, schema_name
 CARD = "model_card.json"
 FILES = ("stage1_0.keras", "stage1_1.keras", "stage2.keras")
 KIND, VERSION = "ion-model", 1
+DEFAULT_ION_MODEL = Path(__file__).resolve().parents[2] / "models" / "ion"
 
 
 def load_ion_card(model_dir) -> dict:

@@ -11,6 +11,8 @@
   /cubes/probability       float32 [n]           its calibrated L1_2 probability (model card)
   /cubes/probability_members float32 [n, K]      ensemble scans: each member's
   /cubes/n_reference       uint32  [n]           its reference ions
+  /ions/l12_probability    float32 [n_ions]      (scans with per_ion) the default method's calibrated
+                           P(ion in L1_2), record order; attrs method, model_dir, model_sha256 (JSON)
   /provenance              attrs json: config, input/range SHA-256, model card and hash, versions,
                            ranks, per-rank timings and peak memory
   attrs: schema, n_ions, cubes_evaluated, cubes_skipped_few_references, n_ranks, min_reference,
@@ -67,9 +69,15 @@ def write_xdmf(path, h5_name: str, grid, datasets: dict):
         Path(tmp).write_text(text)
 
 
-def write_scan(out, grid, voxels: dict, cubes: dict, record: dict, extra_attrs: dict, overwrite=True):
+def write_scan(out, grid, voxels: dict, cubes: dict, record: dict, extra_attrs: dict, ions: dict | None = None,
+               overwrite=True):
     """Rank 0 writes everything (serial h5py)."""
     with atomic_h5(out, overwrite) as f:
+        if ions is not None:
+            d = f.create_group("ions").create_dataset("l12_probability", data=ions["l12_probability"],
+                                                      compression="gzip", compression_opts=1)
+            d.attrs.update(method=ions["method"], model_dir=ions["model_dir"],
+                           model_sha256=json.dumps(ions["model_sha256"], sort_keys=True))
         g = f.create_group("voxels")
         for k, v in voxels.items():
             g.create_dataset(k, data=v, compression="gzip", compression_opts=1)
@@ -170,6 +178,17 @@ def read_voxel_map(path) -> VoxelMap:
                             json.loads(f.attrs["plane_field"]) if vis is not None else None)
         except (KeyError, ValueError, TypeError) as exc:   # a damaged or foreign file
             raise InputError(path, f"scan file is incomplete or damaged ({exc})") from None
+
+
+def read_ion_probability(path) -> tuple[np.ndarray, dict] | None:
+    """(per-ion probability, its attrs with model_sha256 as a dict) or None for a scan without."""
+    with _open(path) as f:
+        if "ions/l12_probability" not in f:
+            return None
+        d = f["ions/l12_probability"]
+        attrs = dict(d.attrs)
+        attrs["model_sha256"] = json.loads(attrs["model_sha256"])
+        return d[:], attrs
 
 
 @dataclass

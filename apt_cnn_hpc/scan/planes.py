@@ -46,10 +46,11 @@ def fit_field(comm, local_xyz, index, ranged, mine, grid) -> PlaneField:
 
 
 def visibility(comm, local_xyz, ranged, mine, grid, field: PlaneField):
-    """Per-voxel plane visibility of the whole grid (on root; None elsewhere)."""
+    """(voxel phasor sums of the whole grid on every rank, per-voxel plane visibility on root
+    (None elsewhere))."""
     from ..parallel.mpi import allreduce_array
     sel = mine & ranged
     pos = local_xyz[sel]
     flat = np.ravel_multi_index(tuple(grid.index(pos).T), grid.shape)
     sums = allreduce_array(comm, phasor_sums(grid.shape, flat, field.phase(pos)))
-    return plane_visibility(sums) if comm.Get_rank() == 0 else None
+    return sums, (plane_visibility(sums) if comm.Get_rank() == 0 else None)

@@ -16,7 +16,9 @@ from ..config import config_dir, load_config, load_yaml, merge, positive
 from ..errors import InputError
 from ..fileutil import check_output, sha256_file
 from ..io import read_ranges
+from ..contracts.ion_model import DEFAULT_ION_MODEL, load_ion_card
 from ..contracts.model_dir import check_settings, load_card, load_model
+from ..sdm.ion_features import HALO_NM
 from ..model.ensemble import combined_sha256, member_dirs
 from ..model.predict import PRECISIONS, Predictor
 from ..parallel import is_root, progress
@@ -28,6 +30,7 @@ from ..sdm.visibility import MEANING as VISIBILITY_MEANING, THRESHOLD as VISIBIL
 from ..sdm.voxel import box_sum_axis
 from . import planes
 from .checkpoint import Checkpoints
+from .ion_probability import ion_probability, missing_solutes
 from ..parallel.mpi import allreduce_array, collective
 from .decompose import distribute
 from ..contracts.scan_file import write_scan
@@ -46,6 +49,8 @@ def scan_settings(config_path):
     cfg["precision"] = str(cfg.get("precision", "float32"))
     if cfg["precision"] not in PRECISIONS:
         raise InputError(where, f"precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
+    cfg["per_ion"] = bool(cfg.get("per_ion", True))
+    cfg["ion_model"] = str(cfg.get("ion_model") or DEFAULT_ION_MODEL)
     return cfg, settings
 
 
@@ -80,6 +85,12 @@ def _prepare(args, comm):
             ranges.index(sp)
         except InputError as exc:
             raise InputError(args.range, exc.problem) from None
+    if cfg["per_ion"]:
+        missing = missing_solutes(cfg["ion_model"], ranges)
+        if missing:
+            log.warning("scan: no per-ion probabilities: %s defines no range for %s (the per-ion model's "
+                        "solutes)", args.range, ", ".join(missing))
+            cfg["per_ion"] = False
     return cfg, settings, groups, model_dirs, cards, ranges
 
 
@@ -103,7 +114,8 @@ def scan(args, comm):
     model_sha256 = combined_sha256([c["model_sha256"] for c in cards])
     k_members = len(model_dirs)
     drop = bool(args.drop_invalid or cfg.get("drop_invalid", False))
-    n_total, grid, slabs, local, record_index, ion_count, phases = distribute(comm, args.input, drop, settings)
+    n_total, grid, slabs, local, record_index, ion_count, phases = distribute(
+        comm, args.input, drop, settings, halo_nm=HALO_NM if cfg["per_ion"] else 0.0)
     mine = slabs[rank]
     m = settings.cube_voxels
     t_read = time.time() - t0
@@ -141,8 +153,14 @@ def scan(args, comm):
     local_xyz, ranged = local.xyz.astype(np.float64), ranges.label(local.mq) >= 0
     own_layers = planes.owned(local_xyz, grid, mine)
     field = planes.fit_field(comm, local_xyz, record_index, ranged, own_layers, grid)
-    visibility = planes.visibility(comm, local_xyz, ranged, own_layers, grid, field)
+    voxel_sums, visibility = planes.visibility(comm, local_xyz, ranged, own_layers, grid, field)
     phases["planes_s"] = time.time() - t1
+    per_ion = None
+    if cfg["per_ion"]:
+        t1 = time.time()
+        per_ion = ion_probability(comm, cfg["ion_model"], local_xyz, record_index, ranges.label(local.mq), ranges,
+                                  own_layers, grid, field, voxel_sums, n_total)
+        phases["per_ion_s"] = time.time() - t1
 
     configure_tensorflow(comm)
     predictors = [Predictor(load_model(d), batch=cfg["batch"], precision=cfg["precision"],
@@ -228,6 +246,9 @@ def scan(args, comm):
                                        "plane_field": json.dumps(field.to_dict()),
                                        "plane_visibility_threshold": VISIBILITY_THRESHOLD,
                                        "plane_visibility_meaning": VISIBILITY_MEANING},
+                       ions=None if per_ion is None else
+                       {"l12_probability": per_ion, "method": "ion_mlp", "model_dir": str(Path(cfg["ion_model"]).resolve()),
+                        "model_sha256": load_ion_card(cfg["ion_model"])["model_sha256"]},
                        overwrite=args.overwrite)
             log.info("scan: %d ions, %d cubes evaluated, %d skipped (< %d references) -> %s in %.1f s",
                      n_total, len(evaluated), skipped, cfg["min_reference"], out, time.time() - t0)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contracts.scan_file import Cubes, VoxelMap, read_cubes, read_voxel_map
+from ..contracts.scan_file import Cubes, VoxelMap, read_cubes, read_ion_probability, read_voxel_map
 from ..errors import InputError
 from ..fileutil import sha256_file
 from ..io import RangeTable, read_ions, read_ranges
@@ -42,9 +42,14 @@ class ScanData:
         return self.grid.index(self.xyz)
 
     @functools.cached_property
+    def stored_ion_probability(self) -> tuple | None:
+        """The scan's per-ion probability and its attrs (method, model_sha256), if it made one."""
+        return read_ion_probability(self.path) if self.path is not None else None
+
+    @functools.cached_property
     def ion_resolved(self) -> np.ndarray | None:
         """Per ion: its voxel's lattice planes are resolved (None for a scan without the score)."""
-        res = self.voxels.resolved
+        res = self.voxels.resolved if self.voxels is not None else None
         return None if res is None else res[tuple(self.ion_voxel.T)]
 
     def voxel_counts(self, mask=None) -> np.ndarray:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...contracts.ion_model import load_ion_card, load_ion_models
+from ...contracts.ion_model import DEFAULT_ION_MODEL, load_ion_card, load_ion_models
 from ...errors import InputError
 from ...model.calibration import apply_calibration
 from ...model.ion_mlp import raw_probability, stage2_logits
@@ -21,7 +21,6 @@ from ...sdm.lattice import SIGNIFICANT, fit_plane_field
 from ..components import ion_components, split_by_cores
 from .base import Method, MethodResult, number, register
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[3] / "models" / "ion"
 MIN_RANGED = 1000
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ class IonMLP(Method):
         super().__init__(model=model, threshold=threshold, link_nm=link_nm, min_ions=min_ions,
                          core_probability=core_probability, core_radius_nm=core_radius_nm,
                          min_core_ions=min_core_ions)
-        self.model = Path(model) if model else DEFAULT_MODEL
+        self.model = Path(model) if model else DEFAULT_ION_MODEL
         self.threshold = number(threshold, "threshold", 0, 1)
         self.link = number(link_nm, "link_nm", 0.05, 5)
         self.min_ions = number(min_ions, "min_ions", 1, integer=True)
@@ -55,6 +54,21 @@ class IonMLP(Method):
         return f"{data.range_path}: no range for {', '.join(missing)}" if missing else None
 
     def run(self, data) -> MethodResult:
+        stored = data.stored_ion_probability
+        card = load_ion_card(self.model)
+        if stored is not None and stored[1]["model_sha256"] == card["model_sha256"]:
+            log.info("ion_mlp: per-ion probabilities from the scan (%s)", stored[1]["model_dir"])
+            p = stored[0].astype(np.float64)
+        else:
+            p = self._probability(data)
+        ids = ion_components(data.xyz, p > self.threshold, self.link, self.min_ions)
+        smooth = moments(data.xyz, data.xyz, np.column_stack([np.ones(len(p)), p]), [0.0, self.core_radius])
+        core = smooth[:, 0, 1, 0] > self.core * smooth[:, 0, 0, 0]
+        ids = split_by_cores(data.xyz, ids, core, self.link, self.min_core_ions)
+        return MethodResult(ids, ion_probability=p.astype(np.float32))
+
+    def _probability(self, data) -> np.ndarray:
+        """The calibrated per-ion probability computed here (a scan made without per_ion)."""
         card, stage1_models, stage2_model = load_ion_models(self.model)
         types = partner_types(data.species, [data.ranges.index(s) for s in card["solutes"]])
         n_ranged, n_solute = int((types >= 0).sum()), int((types > 0).sum())
@@ -69,9 +83,4 @@ class IonMLP(Method):
                         "planes no superlattice order is measurable, so ions come out matrix; if the pole is off "
                         "axis, run `apt-cnn orient` first", field.significance, SIGNIFICANT)
         z2 = stage2_logits(stage1_models, stage2_model, data.xyz, stage1(data.xyz, types, field))
-        p = apply_calibration(raw_probability(z2), card["calibration"])
-        ids = ion_components(data.xyz, p > self.threshold, self.link, self.min_ions)
-        smooth = moments(data.xyz, data.xyz, np.column_stack([np.ones(len(p)), p]), [0.0, self.core_radius])
-        core = smooth[:, 0, 1, 0] > self.core * smooth[:, 0, 0, 0]
-        ids = split_by_cores(data.xyz, ids, core, self.link, self.min_core_ions)
-        return MethodResult(ids, ion_probability=p.astype(np.float32))
+        return apply_calibration(raw_probability(z2), card["calibration"])

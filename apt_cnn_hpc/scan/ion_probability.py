@@ -1,0 +1,85 @@
+"""The default recognition method's per-ion L1_2 probability (segment/methods/ion_mlp.py) computed
+inside the distributed scan, so it scales with the ranks like the cube maps.
+
+Each rank classifies the ions of its own voxel layers. Their stage-2 features read the stage-1
+logits of every ion within 1.5 nm, whose stage-1 features read ranged neighbours within 2 nm: the
+scan's halo reaches HALO_NM (3.5 nm) beyond a rank's layers. What the features normalise by is the
+data set's, made the same on every rank: the plane field (scan/planes.py), the partner-type counts
+(an integer allreduce), the local plane offset from the scan's global voxel phasor sums, and the
+stage-2 levels (medians of samples gathered from every rank: a median does not depend on their
+order). Neighbour sums run over cell lists anchored on multiples of the cell and in record order,
+and the network's rows do not depend on their batch, so 1, 2 and 3 ranks give the same labels."""
+import logging
+
+import numpy as np
+from mpi4py import MPI
+
+from ..contracts.ion_model import load_ion_card, load_ion_models
+from ..model.calibration import apply_calibration
+from ..model.ion_mlp import logits, raw_probability
+from ..parallel.mpi import allreduce_array
+from ..sdm.ion_features import (EDGES_S2_NM, context_of_counts, level_samples, levels_of, partner_types, stage1,
+                                stage2_features)
+from ..sdm.lattice import TILE_NM, OffsetField, tile_origin, tile_shape
+
+log = logging.getLogger(__name__)
+
+
+def missing_solutes(model_dir, ranges) -> list:
+    """The model's solutes the range file does not define."""
+    return [s for s in load_ion_card(model_dir)["solutes"] if s not in ranges.ion_names]
+
+
+def global_offset(comm, voxel_sums, grid, ranged_xyz, field) -> OffsetField:
+    """The local plane offset of the whole data set from the voxel phasor sums (voxel_sums: [3, grid]
+    ions, sum cos psi, sum sin psi of the ranged ions), tiled as lattice.local_offset tiles."""
+    lo = allreduce_array(comm, ranged_xyz.min(0) if len(ranged_xyz) else np.full(3, np.inf), MPI.MIN)
+    hi = allreduce_array(comm, ranged_xyz.max(0) if len(ranged_xyz) else np.full(3, -np.inf), MPI.MAX)
+    origin = tile_origin(lo)
+    shape = tile_shape(origin, hi)
+    centres = [grid.origin_nm[a] + (np.arange(grid.shape[a]) + 0.5) * grid.voxel_nm for a in range(3)]
+    t = [np.floor((c - origin[a]) / TILE_NM).astype(np.int64) for a, c in enumerate(centres)]
+    ti, tj, tk = np.meshgrid(*t, indexing="ij")
+    inside = (ti >= 0) & (ti < shape[0]) & (tj >= 0) & (tj < shape[1]) & (tk >= 0) & (tk < shape[2])
+    flat = np.ravel_multi_index((ti[inside], tj[inside], tk[inside]), shape)
+    n = int(np.prod(shape))
+    sums = (np.bincount(flat, voxel_sums[1][inside], minlength=n)
+            + 1j * np.bincount(flat, voxel_sums[2][inside], minlength=n)).reshape(shape)
+    return OffsetField.from_sums(sums, origin, int(round(voxel_sums[0].sum())), hi - lo, field.coherence)
+
+
+def ion_probability(comm, model_dir, local_xyz, record_index, species, ranges, own, grid, field, voxel_sums,
+                    n_total: int):
+    """Calibrated P(L1_2) of every ion of the file, in record order, on root (None elsewhere)."""
+    card, stage1_models, stage2_model = load_ion_models(model_dir)
+    types = partner_types(species, [ranges.index(s) for s in card["solutes"]])
+    ranged = types >= 0
+    counts = allreduce_array(comm, np.bincount(types[own & ranged], minlength=3)[:3].astype(np.int64))
+    ctx = context_of_counts(counts, field.coherence)
+    offset = global_offset(comm, voxel_sums, grid, local_xyz[own & ranged], field)
+
+    # the ions whose stage-1 logits the own ions' stage-2 features read: own layers + 1.5 nm
+    kz = grid.index(local_xyz[own])[:, 2]
+    z = local_xyz[:, 2]
+    reach = EDGES_S2_NM[-1]
+    query = np.flatnonzero((z >= grid.origin_nm[2] + kz.min() * grid.voxel_nm - reach)
+                           & (z < grid.origin_nm[2] + (kz.max() + 1) * grid.voxel_nm + reach)) \
+        if len(kz) else np.zeros(0, np.int64)
+    X1 = stage1(local_xyz, types, field, query=query, ctx=ctx, offset=offset)
+    z1 = logits(stage1_models, X1)
+    mine = np.flatnonzero(own[query])
+    samples = comm.gather(level_samples(X1[mine], z1[mine]))
+    lev = levels_of(*(np.concatenate(s) for s in zip(*samples))) if comm.Get_rank() == 0 else None
+    lev = comm.bcast(lev)
+    p = np.zeros(0, np.float32)
+    if len(mine):
+        X2 = stage2_features(local_xyz[query], z1, X1[mine], lev, rows=mine)
+        p = apply_calibration(raw_probability(logits([stage2_model], X2)), card["calibration"]).astype(np.float32)
+    parts = comm.gather((record_index[query[mine]], p))
+    if comm.Get_rank() != 0:
+        return None
+    out = np.full(n_total, np.nan, np.float32)
+    for idx, val in parts:
+        out[idx] = val
+    log.info("scan: per-ion L1_2 probability of %d ions (levels %s)", n_total, ", ".join(f"{v:.3f}" for v in lev))
+    return out
