@@ -323,6 +323,11 @@ def main():
                      "generation_s": round(t_gen, 1)},
         "scan_1_rank": res[1], "scan_2_ranks": res[2],
         "strong_scaling_efficiency_2_ranks": round(res[1]["wall_s"] / (2 * res[2]["wall_s"]), 3),
+        # what the default method (ion_mlp) and the plane visibility add to the paper's scan, per rank
+        "added_by_per_ion_and_planes": {f"{n}_ranks": [round((t.get("per_ion_s", 0) + t.get("planes_s", 0))
+                                                             / max(t["total_s"] - t.get("per_ion_s", 0)
+                                                                   - t.get("planes_s", 0), 1e-9), 3)
+                                                       for t in res[n]["per_rank"]] for n in (1, 2)},
         "sdm_stage": {"voxel_sum_s_1_rank": maps_s_1, "naive_s_per_cube": round(naive, 4),
                       "naive_s_extrapolated": round(naive * res[1]["cubes_evaluated"], 1),
                       "speedup": round(naive * res[1]["cubes_evaluated"] / maps_s_1, 1)},
