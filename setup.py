@@ -9,7 +9,7 @@ setup(
     python_requires=">=3.11",
     install_requires=[
         "numpy", "scipy", "h5py", "numba", "mpi4py>=4", "tensorflow-cpu>=2.16", "matplotlib",
-        "tqdm", "PyYAML", "ifes-apt-tc-data-modeling>=0.5",
+        "tqdm", "PyYAML", "threadpoolctl", "ifes-apt-tc-data-modeling>=0.5",
     ],
     # `apt-cnn export --nexus`: pynxtools validates and writes NeXus (NXapm); scripts/install.sh
     # installs it constrained to the stack already in .venv

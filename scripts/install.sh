@@ -52,7 +52,7 @@ MPI_TAG=$(basename "$(dirname "$(dirname "$(readlink -f "$MPICC")")")")-$("$MPIC
 
 # --- core Python stack -----------------------------------------------------------------------
 "$PIP" install -q "tensorflow-cpu==$TF_VERSION" "numpy<2.5" "h5py<3.15" numba scipy matplotlib \
-  tqdm PyYAML "ifes-apt-tc-data-modeling>=0.5" pytest cmake "pkgconfig" Cython
+  tqdm PyYAML threadpoolctl "ifes-apt-tc-data-modeling>=0.5" pytest cmake "pkgconfig" Cython
 
 # --- NeXus export (setup.py extra "nexus"): pynxtools, never moving a package already installed --
 CONSTRAINTS="$VENV/.apt-cnn-constraints.txt"
