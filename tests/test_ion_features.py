@@ -134,3 +134,37 @@ def test_superlattice_features_separate_l12_from_fcc_ions():
     print(np.median(inphase[deep & inner]), np.median(inphase[far & inner]), np.median(quad[deep & inner]))
     assert np.median(inphase[deep & inner]) > 3 * np.median(inphase[far & inner])
     assert np.median(inphase[far & inner]) < 1.2 and np.median(quad[deep & inner]) < 1.2
+
+
+def test_offset_from_voxel_sums_equals_the_per_ion_offset():
+    """The distributed scan builds the local plane offset from its global 1 nm voxel phasor sums
+    (scan/ion_probability.py); it must equal the offset the ions give directly
+    (lattice.local_offset), and the ions' sums must be summed in a cell order that does not
+    depend on what else a rank holds (cells on multiples of the cell)."""
+    from mpi4py import MPI
+
+    from apt_cnn_hpc.scan.ion_probability import global_offset
+    from apt_cnn_hpc.sdm import VoxelGrid
+    from apt_cnn_hpc.sdm.lattice import PlaneField, local_offset
+    from apt_cnn_hpc.sdm.visibility import phasor_sums
+    r = np.random.default_rng(9)
+    pos = r.uniform([-7.3, -6.1, 2.2], [8.9, 7.7, 21.4], (20000, 3))
+    field = PlaneField((0.3, -0.2, 2 * np.pi / 0.1432), 1e-4, (0.5, 0.5), 0.05, 40.0)
+    psi = field.phase(pos) + r.normal(0, 0.8, len(pos)) + 0.4 * np.sin(pos[:, 0] / 3)
+    at = r.uniform([-7, -6, 3], [8, 7, 21], (500, 3))
+    grid = VoxelGrid.covering(pos, 1.0)
+    flat = np.ravel_multi_index(tuple(grid.index(pos).T), grid.shape)
+    sums = phasor_sums(grid.shape, flat, psi)
+    got = global_offset(MPI.COMM_SELF, sums, grid, pos, field).at(at)
+    want = local_offset(pos, psi, at, field.coherence)
+    np.testing.assert_allclose(got, want, atol=1e-9)
+    # a region's partners are visited in the same order within a superset of the ions
+    centre = pos.mean(0)
+    q = centre + r.uniform(-2.0, 2.0, (40, 3))
+    inner = np.all(np.abs(pos - centre) < 4.5, axis=1)       # covers every query's 2 nm ball
+    a = plane_sums(q, pos, np.zeros(len(pos), np.int64), np.exp(0.5j * psi), np.exp(1j * psi), EDGES_NM)
+    b = plane_sums(q, pos[inner], np.zeros(inner.sum(), np.int64), np.exp(0.5j * psi[inner]),
+                   np.exp(1j * psi[inner]), EDGES_NM)
+    assert inner.sum() < len(pos) / 2 and a[0].sum() > 0
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
