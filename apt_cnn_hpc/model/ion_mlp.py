@@ -80,9 +80,10 @@ def logits(models, X, batch=65536) -> np.ndarray:
 
 def stage2_logits(stage1_models, stage2_model, xyz, X1) -> np.ndarray:
     """The stage-2 logit of every ion from its stage-1 features (stage 1: mean of its networks)."""
-    from ..sdm.ion_features import levels, stage2_features
+    from ..sdm.ion_features import LEVEL_COLUMNS, levels, stage2_features
     z1 = logits(stage1_models, X1)
-    return logits([stage2_model], stage2_features(xyz, z1, X1, levels(X1, z1)))
+    L = X1[:, LEVEL_COLUMNS]
+    return logits([stage2_model], stage2_features(xyz, z1, L, levels(L, z1)))
 
 
 def raw_probability(z) -> np.ndarray:

@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..parallel import is_root, progress
 from ..provenance import software_versions
 from ..sdm import VoxelGrid
-from ..sdm.ion_features import N_STAGE1, N_STAGE2, levels, partner_types, stage1, stage2_features
+from ..sdm.ion_features import LEVEL_COLUMNS, N_STAGE1, N_STAGE2, levels, partner_types, stage1, stage2_features
 from ..sdm.lattice import fit_plane_field
 from .calibration import apply_calibration, expected_calibration_error, fit_platt
 from .ion_mlp import fit_mlp, logits, raw_probability, stage2_logits
@@ -110,7 +110,8 @@ def _load(path) -> dict:
 
 def _stage2_rows(d, z1, rows):
     """Stage-2 features of the training rows `rows` of a specimen from every ion's stage-1 logit."""
-    return stage2_features(d["xyz"], z1, d["X1"][rows], levels(d["X1"], z1), rows)
+    L = d["X1"][:, LEVEL_COLUMNS]
+    return stage2_features(d["xyz"], z1, L[rows], levels(L, z1), rows)
 
 
 def _pooled_scores(items) -> dict:

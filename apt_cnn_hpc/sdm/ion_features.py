@@ -28,6 +28,9 @@ EDGES_S2_NM = np.array([0.0, 0.35, 0.6, 0.85, 1.1, 1.5])
 N_STAGE1 = 91
 N_STAGE2 = 28
 HALO_NM = EDGES_NM[-1] + EDGES_S2_NM[-1]       # reach of an ion's stage-2 features
+# the stage-1 columns stage 2 reads (per ball: composition, order amplitude), so callers keep
+# 12 of the 91 columns per ion
+LEVEL_COLUMNS = np.array([b * 8 + k for b in range(len(BALLS)) for k in (5, 7)])
 
 
 def partner_types(species, solutes_idx) -> np.ndarray:
@@ -134,19 +137,19 @@ def stage1(xyz, types, field: PlaneField, query=None, chunk=200_000, ctx=None, o
     return out
 
 
-def level_samples(X1, z1) -> tuple:
+def level_samples(L, z1) -> tuple:
     """What levels() reads: order amplitude and composition of the 1.3 nm ball of the ions with
-    stage-1 p > 0.8, and the composition of those with p < 0.05."""
+    stage-1 p > 0.8, and the composition of those with p < 0.05 (L: X1[:, LEVEL_COLUMNS])."""
     p = 1 / (1 + np.exp(-z1))
     inside, matrix = p > 0.8, p < 0.05
-    amp, comp = X1[:, 3 * 8 + 7], X1[:, 3 * 8 + 5]
+    amp, comp = L[:, 2 * 3 + 1], L[:, 2 * 3]
     return amp[inside], comp[inside], comp[matrix]
 
 
-def levels(X1, z1) -> tuple:
+def levels(L, z1) -> tuple:
     """(order amplitude inside, composition inside, composition of the matrix) of the data set
-    (medians; defaults where fewer than 300 ions)."""
-    return levels_of(*level_samples(X1, z1))
+    (medians; defaults where fewer than 300 ions; L: X1[:, LEVEL_COLUMNS])."""
+    return levels_of(*level_samples(L, z1))
 
 
 def levels_of(amp_in, comp_in, comp_mat) -> tuple:
@@ -157,9 +160,10 @@ def levels_of(amp_in, comp_in, comp_mat) -> tuple:
     return a_in, c_in, c_mat
 
 
-def stage2_features(xyz, z1, X1_rows, lev, rows=None) -> np.ndarray:
+def stage2_features(xyz, z1, L_rows, lev, rows=None) -> np.ndarray:
     """[len(rows), N_STAGE2] float32 for the ions `rows` (default all) from the stage-1 logits
-    z1 of every ion, their stage-1 features X1_rows and the data set's levels `lev`."""
+    z1 of every ion, their stage-1 level columns L_rows (X1[rows][:, LEVEL_COLUMNS]) and the data
+    set's levels `lev`."""
     pos = np.asarray(xyz, np.float64)
     q = pos if rows is None else pos[rows]
     own = slice(None) if rows is None else rows
@@ -179,5 +183,5 @@ def stage2_features(xyz, z1, X1_rows, lev, rows=None) -> np.ndarray:
     a_in, c_in, c_mat = lev
     contrast = max(c_in - c_mat, 0.03)
     for b in range(6):
-        f += [X1_rows[:, b * 8 + 7] / a_in, (X1_rows[:, b * 8 + 5] - c_mat) / contrast]
+        f += [L_rows[:, 2 * b + 1] / a_in, (L_rows[:, 2 * b] - c_mat) / contrast]
     return np.column_stack(f).astype(np.float32)
