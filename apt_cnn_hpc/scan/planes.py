@@ -5,6 +5,7 @@ import logging
 
 import numpy as np
 
+from ..parallel.mpi import allreduce_array
 from ..sdm.lattice import PlaneField, fit_plane_field
 from ..sdm.visibility import phasor_sums, plane_visibility
 
@@ -48,7 +49,6 @@ def fit_field(comm, local_xyz, index, ranged, mine, grid) -> PlaneField:
 def visibility(comm, local_xyz, ranged, mine, grid, field: PlaneField):
     """(voxel phasor sums of the whole grid on every rank, per-voxel plane visibility on root
     (None elsewhere))."""
-    from ..parallel.mpi import allreduce_array
     sel = mine & ranged
     pos = local_xyz[sel]
     flat = np.ravel_multi_index(tuple(grid.index(pos).T), grid.shape)

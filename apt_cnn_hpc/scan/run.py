@@ -150,7 +150,8 @@ def scan(args, comm):
 
     index, ref_pos, ref_ids, n_ref_all = cube_inputs(local, ranges, settings, grid)
     t1 = time.time()
-    local_xyz, ranged = local.xyz.astype(np.float64), ranges.label(local.mq) >= 0
+    local_xyz, species = local.xyz.astype(np.float64), ranges.label(local.mq)
+    ranged = species >= 0
     own_layers = planes.owned(local_xyz, grid, mine)
     field = planes.fit_field(comm, local_xyz, record_index, ranged, own_layers, grid)
     voxel_sums, visibility = planes.visibility(comm, local_xyz, ranged, own_layers, grid, field)
@@ -158,8 +159,8 @@ def scan(args, comm):
     per_ion = None
     if cfg["per_ion"]:
         t1 = time.time()
-        per_ion = ion_probability(comm, cfg["ion_model"], local_xyz, record_index, ranges.label(local.mq), ranges,
-                                  own_layers, grid, field, voxel_sums, n_total)
+        per_ion = ion_probability(comm, cfg["ion_model"], local_xyz, record_index, species, ranges, own_layers,
+                                  grid, field, voxel_sums, n_total)
         phases["per_ion_s"] = time.time() - t1
 
     configure_tensorflow(comm)

@@ -25,7 +25,7 @@ def mark_undetermined(ids: np.ndarray, resolved: np.ndarray, xyz: np.ndarray, sp
     if not len(hidden):
         return out
     psi = PlaneField.from_dict(field).phase(xyz[hidden])
-    solute, ranged = solute_ions(species[hidden]), species[hidden] >= 0
+    solute, ranged = solute_ions(species)[hidden], species[hidden] >= 0   # matrix element: of all ions
     order = np.argsort(ids[hidden], kind="stable")
     groups = np.split(order, np.flatnonzero(np.diff(ids[hidden][order])) + 1)
     for g in groups:
