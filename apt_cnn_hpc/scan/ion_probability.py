@@ -20,7 +20,7 @@ from ..model.ion_mlp import logits, raw_probability
 from ..parallel.mpi import allreduce_array
 from ..sdm.ion_features import (EDGES_S2_NM, LEVEL_COLUMNS, context_of_counts, level_samples, levels_of, partner_types, stage1,
                                 stage2_features)
-from ..sdm.lattice import TILE_NM, OffsetField, tile_origin, tile_shape
+from ..sdm.lattice import OffsetField, tile_origin, tile_shape, tile_sums
 
 log = logging.getLogger(__name__)
 CHUNK = 200_000            # ions per stage-1 / stage-2 batch: bounds the sums' and moments' memory
@@ -38,14 +38,9 @@ def global_offset(comm, voxel_sums, grid, ranged_xyz, field) -> OffsetField:
     hi = allreduce_array(comm, ranged_xyz.max(0) if len(ranged_xyz) else np.full(3, -np.inf), MPI.MAX)
     origin = tile_origin(lo)
     shape = tile_shape(origin, hi)
-    centres = [grid.origin_nm[a] + (np.arange(grid.shape[a]) + 0.5) * grid.voxel_nm for a in range(3)]
-    t = [np.floor((c - origin[a]) / TILE_NM).astype(np.int64) for a, c in enumerate(centres)]
-    ti, tj, tk = np.meshgrid(*t, indexing="ij")
-    inside = (ti >= 0) & (ti < shape[0]) & (tj >= 0) & (tj < shape[1]) & (tk >= 0) & (tk < shape[2])
-    flat = np.ravel_multi_index((ti[inside], tj[inside], tk[inside]), shape)
-    n = int(np.prod(shape))
-    sums = (np.bincount(flat, voxel_sums[1][inside], minlength=n)
-            + 1j * np.bincount(flat, voxel_sums[2][inside], minlength=n)).reshape(shape)
+    axes = [grid.origin_nm[a] + (np.arange(grid.shape[a]) + 0.5) * grid.voxel_nm for a in range(3)]
+    centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    sums = tile_sums(centres, voxel_sums[1].ravel(), voxel_sums[2].ravel(), origin, shape)
     return OffsetField.from_sums(sums, origin, int(round(voxel_sums[0].sum())), hi - lo, field.coherence)
 
 

@@ -167,13 +167,21 @@ def tile_shape(origin, hi) -> tuple:
     return tuple(int(v) for v in np.floor((np.asarray(hi) - origin) / TILE_NM).astype(int) + 1)
 
 
+def tile_sums(pos, re, im, origin, shape) -> np.ndarray:
+    """Complex sums of (re + i im) over the 2 nm tiles of `origin`/`shape` holding each position
+    (positions outside the tiles carry nothing)."""
+    t = np.floor((np.asarray(pos, np.float64) - origin) / TILE_NM).astype(np.int64)
+    inside = np.all((t >= 0) & (t < np.asarray(shape)), axis=1)
+    flat = np.ravel_multi_index(tuple(t[inside].T), shape)
+    n = int(np.prod(shape))
+    return (np.bincount(flat, re[inside], minlength=n) + 1j * np.bincount(flat, im[inside], minlength=n)).reshape(shape)
+
+
 def local_offset(pos, psi, at, coherence: float) -> np.ndarray:
     """exp(i psi0) at positions `at`: the phase of the Gaussian-smoothed complex mean of
     exp(i psi) of the ions `pos` over 2 nm tiles (OffsetField), linearly interpolated."""
     origin = tile_origin(pos.min(0))
     shape = tile_shape(origin, pos.max(0))
-    flat = np.ravel_multi_index(tuple(np.floor((pos - origin) / TILE_NM).astype(int).T), shape)
     e = np.exp(1j * psi)
-    n = int(np.prod(shape))
-    sums = (np.bincount(flat, e.real, minlength=n) + 1j * np.bincount(flat, e.imag, minlength=n)).reshape(shape)
+    sums = tile_sums(pos, e.real, e.imag, origin, shape)
     return OffsetField.from_sums(sums, origin, len(pos), np.ptp(pos, 0), coherence).at(at)
