@@ -40,12 +40,13 @@ class VoxelGrid:
         return [np.arange(0, max(n - m + 1, 0)) for n in self.shape]
 
 
-def voxel_layer_maps(index: PartnerIndex, ref_pos, ref_ids, ref_vox, grid: VoxelGrid, k: int):
-    """Partial zx-maps [nx, ny, bins, bins] of every voxel in z-layer k."""
-    nx, ny, _ = grid.shape
-    sel = np.flatnonzero((ref_vox[:, 2] == k) & np.all(ref_vox[:, :2] >= 0, axis=1)
-                         & (ref_vox[:, 0] < nx) & (ref_vox[:, 1] < ny))
-    slot = ref_vox[sel, 0] * ny + ref_vox[sel, 1]
+def voxel_layer_maps(index: PartnerIndex, ref_pos, ref_ids, ref_vox, window):
+    """Partial zx-maps [nx, ny, bins, bins] of the voxels of one z-layer within the x-y window
+    ((x0, x1), (y0, y1)) voxel ranges; ref_* are the reference atoms of that layer."""
+    (x0, x1), (y0, y1) = window
+    nx, ny = x1 - x0, y1 - y0
+    sel = np.flatnonzero((ref_vox[:, 0] >= x0) & (ref_vox[:, 0] < x1) & (ref_vox[:, 1] >= y0) & (ref_vox[:, 1] < y1))
+    slot = (ref_vox[sel, 0] - x0) * ny + (ref_vox[sel, 1] - y0)
     zx, _ = index.histograms(ref_pos[sel], ref_ids[sel], slot, nx * ny)
     b = index.settings.map_bins
     return zx.reshape(nx, ny, b, b)
@@ -66,32 +67,46 @@ def box_sum_axis(a: np.ndarray, starts: np.ndarray, m: int, axis: int) -> np.nda
 
 
 def cube_maps_by_layer(index: PartnerIndex, ref_pos, ref_ids, grid: VoxelGrid, m: int,
-                       full: bool = True, z_origins=None):
+                       full: bool = True, z_origins=None, xy_origins=None):
     """Yield (kz, maps [n_cx, n_cy, bins, bins]) for each cube z-origin kz (ascending; all of
     grid.cube_origins(m, full)[2] or the given subset), streaming voxel layers so that only m
-    layers of partial maps are held at once. Cube x/y origins are grid.cube_origins(m, full)[0/1]."""
-    ref_vox = grid.index(ref_pos)
+    layers of partial maps are held at once. Cube x/y origins are grid.cube_origins(m, full)[0/1],
+    or the ranges xy_origins ((i0, i1), (j0, j1)) of a tile: then only the voxels those cubes cover
+    are histogrammed, so memory goes with the tile's cross-section, not the grid's."""
     ox, oy, oz = grid.cube_origins(m, full)
+    if xy_origins is not None:
+        ox, oy = (np.arange(a, b) for a, b in xy_origins)
     if z_origins is not None:
         oz = np.asarray(z_origins)
-    nz = grid.shape[2]
-    window: deque = deque()
+    nx, ny, nz = grid.shape
+    window = tuple((int(np.clip(o[0], 0, n)), int(np.clip(o[-1] + m, 0, n))) if len(o) else (0, 0)
+                   for o, n in ((ox, nx), (oy, ny)))
+    shape = (window[0][1] - window[0][0], window[1][1] - window[1][0], index.settings.map_bins, index.settings.map_bins)
+    # the tile's reference atoms sorted by z-layer, so each layer takes a slice
+    ref_vox = grid.index(np.asarray(ref_pos).reshape(-1, 3))
+    inside = np.flatnonzero((ref_vox[:, 0] >= window[0][0]) & (ref_vox[:, 0] < window[0][1])
+                            & (ref_vox[:, 1] >= window[1][0]) & (ref_vox[:, 1] < window[1][1])
+                            & (ref_vox[:, 2] >= 0) & (ref_vox[:, 2] < nz))
+    inside = inside[np.argsort(ref_vox[inside, 2], kind="stable")]
+    layer_start = np.searchsorted(ref_vox[inside, 2], np.arange(nz + 1))
+    layers: deque = deque()
     running = None
     next_layer = max(int(oz[0]), 0) if len(oz) else 0
     for kz in oz:
         top = min(kz + m, nz)          # layers kz..top-1 are inside this cube
         next_layer = max(next_layer, int(kz))
         while next_layer < top:
-            layer = voxel_layer_maps(index, ref_pos, ref_ids, ref_vox, grid, next_layer)
+            sel = inside[layer_start[next_layer]:layer_start[next_layer + 1]]
+            layer = voxel_layer_maps(index, ref_pos[sel], ref_ids[sel], ref_vox[sel], window)
             running = layer.copy() if running is None else running + layer
-            window.append((next_layer, layer))
+            layers.append((next_layer, layer))
             next_layer += 1
-        while window and window[0][0] < kz:
-            running -= window.popleft()[1]
+        while layers and layers[0][0] < kz:
+            running -= layers.popleft()[1]
         if running is None:  # a cube entirely beyond the top of the grid
-            running = np.zeros(grid.shape[:2] + (index.settings.map_bins,) * 2, np.int32)
-        xs = box_sum_axis(running, ox, m, axis=0)
-        yield int(kz), box_sum_axis(xs, oy, m, axis=1)
+            running = np.zeros(shape, np.int32)
+        xs = box_sum_axis(running, ox - window[0][0], m, axis=0)
+        yield int(kz), box_sum_axis(xs, oy - window[1][0], m, axis=1)
 
 
 def naive_cube_map(index: PartnerIndex, ref_pos, ref_ids, grid: VoxelGrid, origin_vox, m: int):
