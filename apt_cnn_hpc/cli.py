@@ -171,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "writes /voxels/probability_sum_sd")
     s.add_argument("--config", help="YAML overriding configs/scan.yaml")
     s.add_argument("--drop-invalid", action="store_true")
+    s.add_argument("--memory-budget", type=float, metavar="MB",
+                   help="memory per rank the cube maps are tiled to fit (default: memory_budget_mb of scan.yaml)")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=_stage("scan.run:run"))
 

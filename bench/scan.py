@@ -135,10 +135,9 @@ def worker(pos, rng_path, sample: int):
     from apt_cnn_hpc.model.predict import Predictor
     from apt_cnn_hpc.parallel import comm_world
     from apt_cnn_hpc.parallel.mpi import configure_tensorflow
+    from apt_cnn_hpc.scan.budget import tile_voxels
     from apt_cnn_hpc.scan.decompose import distribute
-    from apt_cnn_hpc.scan.run import DEFAULT_MODEL, cube_inputs, scan_settings
-    from apt_cnn_hpc.sdm import cube_maps_by_layer
-    from apt_cnn_hpc.sdm.normalise import to_uint8
+    from apt_cnn_hpc.scan.run import DEFAULT_MODEL, cube_inputs, scan_settings, selected_maps, tile_slices
     comm = comm_world()
     rank = comm.Get_rank()
     cfg, settings = scan_settings(None)
@@ -147,20 +146,24 @@ def worker(pos, rng_path, sample: int):
     pred(np.zeros((1, settings.map_bins, settings.map_bins), np.uint8))    # compile outside the timing
     rss_base = current_rss_mb()
     t0 = time.perf_counter()
-    n_total, grid, slabs, local, _, _, phases = distribute(comm, pos, False, settings)
+    ranges = read_ranges(rng_path)
+    ref = ranges.index(settings.pair[0])
+    n_total, grid, blocks, local, _, _, n_ref, phases = distribute(
+        comm, pos, False, settings, lambda mq: ranges.label(mq) == ref, cfg["min_reference"],
+        decomposition=cfg["decomposition"])
     t1 = time.perf_counter()
-    index, ref_pos, ref_ids, n_ref = cube_inputs(local, read_ranges(rng_path), settings, grid)
+    index, ref_pos, ref_ids = cube_inputs(local, ranges, settings)
     t_index = time.perf_counter() - t1
     rss_index = current_rss_mb()
-    m, mine, min_ref = settings.cube_voxels, slabs[rank], max(cfg["min_reference"], 1)
-    n_sel = int((n_ref[:, :, mine.k0 + m - 1:mine.k1 + m - 1] >= min_ref).sum())
+    m, mine, min_ref = settings.cube_voxels, blocks[rank], max(cfg["min_reference"], 1)
+    tiles = mine.tiles(tile_voxels(cfg["memory_budget_mb"], len(local), n_ref.size, 3, cfg["batch"], settings.map_bins,
+                                   m), m)
+    todo = {t: list(range(mine.lo[2], mine.hi[2])) for t in tiles}
+    n_sel = sum(int((n_ref[tile_slices(t, k, m)] >= min_ref).sum()) for t, ks in todo.items() for k in ks)
     every = max(1, n_sel // sample)
     kept, n_maps, t1 = [], 0, time.perf_counter()
-    layers = list(range(mine.k0, mine.k1))
-    for kz, maps in cube_maps_by_layer(index, ref_pos, ref_ids, grid, m, full=True, z_origins=layers):
-        sel = np.argwhere(n_ref[:, :, kz + m - 1] >= min_ref)
-        pick = sel[(n_maps + np.arange(len(sel))) % every == 0]
-        kept.append(to_uint8(maps[pick[:, 0], pick[:, 1]]))
+    for _, _, sel, maps in selected_maps(index, ref_pos, ref_ids, grid, m, todo, n_ref, min_ref):
+        kept.append(maps[(n_maps + np.arange(len(sel))) % every == 0])
         n_maps += len(sel)
     t_maps = time.perf_counter() - t1
     sample_maps = np.concatenate(kept)[:sample]
@@ -168,7 +171,8 @@ def worker(pos, rng_path, sample: int):
     t1 = time.perf_counter()
     pred(sample_maps)
     t_inf = time.perf_counter() - t1
-    rows = comm.gather({"rank": rank, "k0": mine.k0, "k1": mine.k1, "ions_with_halo": len(local),
+    rows = comm.gather({"rank": rank, "lo": mine.lo, "hi": mine.hi, "tiles": len(tiles),
+                        "layers": len(tiles) * (mine.hi[2] - mine.lo[2]), "ions_with_halo": len(local),
                         **{k: round(v, 2) for k, v in phases.items()}, "index_s": round(t_index, 2),
                         "cube_maps": n_maps, "maps_s": round(t_maps, 1),
                         "maps_per_s": round(n_maps / t_maps, 1), "inference_sample": len(sample_maps),
@@ -198,7 +202,7 @@ def scaling_model(measured: dict, n_ions: float, height_nm: float, ranks=(2, 16,
     rows = measured["ranks"]
     n2 = measured["ions"]
     cubes = sum(r["cube_maps"] for r in rows)
-    layers = sum(r["k1"] - r["k0"] for r in rows)
+    layers = sum(r["layers"] for r in rows)
     per_layer_s, per_cube_s = map_costs(rows)
     inf_rate = np.mean([r["inference_maps_per_s"] for r in rows])
     read_rate = np.mean([n2 / len(rows) / max(r["read_s"], 1e-6) for r in rows])
@@ -234,7 +238,7 @@ def map_costs(rows) -> tuple:
     """(seconds per cube layer, seconds per cube) of the map stage: a layer costs box sums over
     the whole x-y grid whether or not its voxels hold ions, a cube its own pairs. Fitted to the
     ranks' (layers, cubes, time) when they differ enough to separate the two; else all per cube."""
-    a = np.array([[r["k1"] - r["k0"], r["cube_maps"]] for r in rows], float)
+    a = np.array([[r["layers"], r["cube_maps"]] for r in rows], float)
     y = np.array([r["maps_s"] for r in rows])
     if len(rows) >= 2 and np.linalg.cond(a / a.max(axis=0)) < 1e2:
         coef = np.linalg.lstsq(a, y, rcond=None)[0]

@@ -54,12 +54,14 @@ def small_specimen(tmp_path_factory):
 @pytest.fixture(scope="session")
 def rank_scans(small_specimen, tmp_path_factory):
     """The small specimen scanned on 1, 2 and 3 ranks with the default model and the Table 1
-    model (one pass, two files): {n: SCAN.h5}, the Table 1 scan beside it as scan{n}_table1.h5."""
+    model (one pass, two files): {n: SCAN.h5}, the Table 1 scan beside it as scan{n}_table1.h5.
+    The 3-rank scan has a memory budget that makes each rank stream its block in several tiles."""
     d = tmp_path_factory.mktemp("rank_scans")
     out = {}
     for n in (1, 2, 3):
+        budget = ["--memory-budget", 1400] if n == 3 else []
         proc = run_cli("scan", f"{small_specimen}.pos", "--range", f"{small_specimen}.rrng",
-                       "--out", d / f"scan{n}.h5", d / f"scan{n}_table1.h5",
+                       "--out", d / f"scan{n}.h5", d / f"scan{n}_table1.h5", *budget,
                        "--model", REPO / "models" / "default", REPO / "models" / "table1", ranks=n)
         assert proc.returncode == 0, proc.stderr[-3000:]
         out[n] = d / f"scan{n}.h5"

@@ -33,6 +33,12 @@ def test_same_result_for_1_2_3_ranks(scans):
             maps[n]["plane_field"] = f.attrs["plane_field"]
             maps[n]["ion_probability"] = f["ions/l12_probability"][:]
             assert f.attrs["n_ranks"] == n
+            prov = json.loads(f["provenance"].attrs["json"])
+            maps[n]["tiles"] = [t["tiles"] for t in prov["timings_per_rank"]]
+            maps[n]["blocks"] = prov["decomposition"]
+    # 3 ranks: blocks cut across x or y as well as z, each streamed in several tiles (memory budget)
+    assert min(maps[3]["tiles"]) > 1 and maps[1]["tiles"] == [1]
+    assert any(b["lo"][a] > -3 for b in maps[3]["blocks"] for a in (0, 1))
     for n in (2, 3):
         np.testing.assert_allclose(maps[n]["probability_sum"], maps[1]["probability_sum"], atol=1e-5)
         np.testing.assert_array_equal(maps[n]["window_count"], maps[1]["window_count"])

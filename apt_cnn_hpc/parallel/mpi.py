@@ -72,6 +72,15 @@ def collective(comm, fn, *args, **kwargs):
     return out
 
 
+def reduce_array(comm, a, root: int = 0):
+    """Element-wise sum of a float64 array on root only (None elsewhere): the grids only the writer
+    needs are not duplicated on every rank."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    out = np.empty_like(a) if comm.Get_rank() == root else None
+    comm.Reduce(a, out, op=_mpi().SUM, root=root)
+    return out
+
+
 def allreduce_array(comm, a, op=None):
     """Element-wise reduction of a float64 array over all ranks (buffer-based, no pickling)."""
     a = np.ascontiguousarray(a, dtype=np.float64)

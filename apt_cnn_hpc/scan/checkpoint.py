@@ -1,7 +1,8 @@
-"""Restart support: one small file per finished chunk of cube z-layers, next to the output.
+"""Restart support: one small file per finished cube z-layer of a tile, next to the output.
 
-The files are keyed by cube z-origin, not by rank, so a restart with another number of ranks
-still reuses them. `meta.json` holds the hashes of input, ranges, config and model; a run with any
+The files are keyed by cube z-origin and the tile's x-y cube origins, not by rank, so a restart
+with another number of ranks reuses every layer of a tile it cuts the same way (z-slabs of the same
+cross-section; the same decomposition always). `meta.json` holds the hashes of input, ranges, config and model; a run with any
 of them changed starts afresh.
 """
 import json
@@ -24,22 +25,21 @@ class Checkpoints:
             (self.dir / "meta.json").write_text(json.dumps(meta))
         comm.Barrier()
 
-    def _path(self, k0, k1):
-        return self.dir / f"layers_{k0}_{k1}.npz"
+    @staticmethod
+    def key(tile, kz) -> tuple:
+        (i0, i1), (j0, j1) = tile
+        return int(kz), int(i0), int(i1), int(j0), int(j1)
 
     def done(self) -> dict:
-        """{(k0, k1): path} of every finished chunk."""
-        out = {}
-        for p in self.dir.glob("layers_*.npz"):
-            _, a, b = p.stem.split("_")
-            out[(int(a), int(b))] = p
-        return out
+        """{key(tile, kz): path} of every finished layer."""
+        return {tuple(int(v) for v in p.stem.split("_")[1:]): p for p in self.dir.glob("layers_*.npz")}
 
-    def save(self, k0, k1, **arrays):
-        tmp = self.dir / f".tmp_{k0}_{k1}.npz"
+    def save(self, key: tuple, **arrays):
+        name = "_".join(str(v) for v in key)
+        tmp = self.dir / f".tmp_{name}.npz"
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-        tmp.replace(self._path(k0, k1))
+        tmp.replace(self.dir / f"layers_{name}.npz")
 
     def remove(self):
         if self.comm.Get_rank() == 0:

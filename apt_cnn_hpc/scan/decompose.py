@@ -1,8 +1,9 @@
-"""Domain decomposition of the scan: z-slabs of cube origins balanced by ion count, each rank
-reading its own record range and receiving its slab plus halo with one Alltoallv.
+"""Domain decomposition of the scan: boxes of cube origins (3-D blocks, or z-slabs) balanced on a
+cost model, each rank reading its own record range and receiving its box plus halo with one
+Alltoallv; a block is streamed in x-y tiles that fit the memory budget.
 
-A rank that owns cube z-origins [k0, k1) needs reference atoms in voxel layers k0 .. k1+m-2 and
-partners up to the neighbour radius beyond them: the halo is (cube - stride) + radius.
+A rank whose cube origins are [lo, hi) needs reference atoms in voxels lo .. hi+m-2 and partners up
+to the neighbour radius beyond them: the halo is (cube - stride) + radius on the upper side.
 """
 import logging
 import time
@@ -45,38 +46,85 @@ def global_grid(comm, ions: Ions, voxel_nm: float) -> VoxelGrid:
     return VoxelGrid.covering(np.vstack([lo, hi]), voxel_nm)
 
 
+MAP_COST = 0.54     # ms per cube origin and layer of a tile's box sums, evaluated or not (bench/scan.py --full)
+EVAL_COST = 1.63    # ms more per evaluated cube: its histograms and its inference (bench/scan.py --full)
+AXES = {"blocks": (0, 1, 2), "slabs": (2,)}
+
+
 @dataclass
-class Slab:
+class Block:
+    """The cube origins [lo, hi) (voxel indices per axis, may be negative) one rank evaluates, the
+    voxels it owns (their ions' per-ion results and voxel sums are its), and the box of ions it
+    needs: position in [box_lo_nm, box_hi_nm)."""
     rank: int
-    k0: int          # first cube z-origin (voxel index, may be negative)
-    k1: int          # one past the last
-    z_lo: float      # ions needed: z in [z_lo, z_hi)
-    z_hi: float
-    weight: float    # ions in its reference layers
+    lo: tuple
+    hi: tuple
+    weight: float          # cost in ms (MAP_COST, EVAL_COST)
+    box_lo_nm: tuple
+    box_hi_nm: tuple
+
+    def owns(self, vox: np.ndarray, shape) -> np.ndarray:
+        """Which voxel indices [n, 3] are this block's (every voxel of the grid is one block's)."""
+        lo = np.maximum(self.lo, 0)
+        hi = np.minimum(self.hi, shape)
+        return np.all((vox >= lo) & (vox < hi), axis=1)
+
+    def tiles(self, max_voxels: int, m: int) -> list:
+        """The x-y ranges of cube origins ((i0, i1), (j0, j1)) the block is streamed in, as few as
+        keep each tile's voxel window ((i1 - i0 + m - 1) x (j1 - j0 + m - 1)) within max_voxels."""
+        ex, ey = self.hi[0] - self.lo[0], self.hi[1] - self.lo[1]
+        if ex <= 0 or ey <= 0 or self.hi[2] <= self.lo[2]:
+            return []
+        best = None
+        for nx in range(1, ex + 1):
+            tx = -(-ex // nx)
+            ty = max(max_voxels // (tx + m - 1) - (m - 1), 0)
+            if ty >= 1:
+                ny = -(-ey // min(ty, ey))
+                if best is None or nx * ny < best[0] * best[1]:
+                    best = (nx, ny)
+        nx, ny = best or (ex, ey)     # below one cube's window: one cube origin per tile
+        cut = lambda lo, n, k: [lo + n * i // k for i in range(k + 1)]  # noqa: E731
+        xs, ys = cut(self.lo[0], ex, nx), cut(self.lo[1], ey, ny)
+        return [((xs[a], xs[a + 1]), (ys[b], ys[b + 1])) for a in range(nx) for b in range(ny)]
 
 
-def balance(comm, vox: np.ndarray, grid: VoxelGrid, m: int, radius: float) -> list:
-    """Contiguous ranges of cube z-origins with about equal ion counts in their reference layers
-    (`vox`: voxel indices of the ions this rank read)."""
-    size = comm.Get_size()
-    nz = grid.shape[2]
-    kz = np.clip(vox[:, 2], 0, nz - 1)
-    layer = allreduce_array(comm, np.bincount(kz, minlength=nz).astype(np.float64))
-    origins = np.arange(-(m - 1), nz)
-    c = np.concatenate([[0.0], np.cumsum(layer)])
-    # weight of a cube layer = ions in the m voxel layers it covers
-    w = c[np.clip(origins + m, 0, nz)] - c[np.clip(origins, 0, nz)]
-    cw = np.cumsum(w)
-    cuts = [0] + [int(np.searchsorted(cw, cw[-1] * r / size)) for r in range(1, size)] + [len(origins)]
-    cuts = np.maximum.accumulate(cuts)
-    slabs = []
-    z0, v = grid.origin_nm[2], grid.voxel_nm
-    for r in range(size):
-        a, b = cuts[r], cuts[r + 1]
-        k0, k1 = int(origins[a]) if a < len(origins) else nz, int(origins[b]) if b < len(origins) else nz
-        slabs.append(Slab(r, k0, k1, z0 + k0 * v - radius, z0 + (k1 + m - 1) * v + radius,
-                          float(w[a:b].sum())))
-    return slabs
+def bisect(weight: np.ndarray, n_ranks: int, axes=(0, 1, 2)) -> list:
+    """Recursive bisection of the cube-origin grid into n_ranks boxes [(lo, hi, weight)] (grid
+    index space) of about equal weight: each cut goes across the longest of the allowed axes (ties
+    to z, then y), at the weighted quantile that matches the ranks on either side."""
+    def split(lo, hi, n):
+        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        if n == 1:
+            return [(lo, hi, float(weight[box].sum()))]
+        ext = [hi[a] - lo[a] for a in range(3)]
+        axis = max(axes, key=lambda a: (ext[a], a))
+        n1 = n // 2
+        if ext[axis] < 2:     # nothing left to cut: the remaining ranks get nothing
+            return split(lo, hi, 1) + [(hi, hi, 0.0)] * (n - 1)
+        other = tuple(a for a in range(3) if a != axis)
+        c = np.cumsum(weight[box].sum(axis=other))
+        cut = int(np.clip(np.searchsorted(c, c[-1] * n1 / n) + 1, 1, ext[axis] - 1)) + lo[axis]
+        mid_hi, mid_lo = list(hi), list(lo)
+        mid_hi[axis] = mid_lo[axis] = cut
+        return split(lo, tuple(mid_hi), n1) + split(tuple(mid_lo), hi, n - n1)
+    return split((0, 0, 0), tuple(weight.shape), n_ranks)
+
+
+def decompose(n_ref: np.ndarray, grid: VoxelGrid, m: int, n_ranks: int, halo_nm: float, min_reference: int,
+              axes=(0, 1, 2)) -> list:
+    """One Block per rank, balanced on the cost model of its cube origins (n_ref: reference ions per
+    cube origin of the whole grid; `halo_nm` beyond the voxels its cubes cover)."""
+    weight = MAP_COST + EVAL_COST * (n_ref >= max(min_reference, 1))
+    first = np.array([-(m - 1)] * 3)
+    origin, v = np.asarray(grid.origin_nm), grid.voxel_nm
+    blocks = []
+    for r, (lo, hi, w) in enumerate(bisect(weight, n_ranks, axes)):
+        lo, hi = first + lo, first + hi
+        blocks.append(Block(r, tuple(int(x) for x in lo), tuple(int(x) for x in hi), w,
+                            tuple(float(x) for x in origin + lo * v - halo_nm),
+                            tuple(float(x) for x in origin + (hi + m - 1) * v + halo_nm)))
+    return blocks
 
 
 def _alltoallv(comm, blocks: list, mpi_type, dtype, width: int) -> np.ndarray:
@@ -93,12 +141,11 @@ def _alltoallv(comm, blocks: list, mpi_type, dtype, width: int) -> np.ndarray:
     return recv.reshape(-1, width)
 
 
-def exchange(comm, ions: Ions, first: int, slabs: list) -> tuple[Ions, np.ndarray]:
-    """Alltoallv: each rank sends every ion to every slab (with halo) that contains it, with its
-    record index; a rank's ions come back in record order, so anything computed from them is
+def exchange(comm, ions: Ions, first: int, blocks: list) -> tuple[Ions, np.ndarray]:
+    """Alltoallv: each rank sends every ion to every block whose box (with halo) contains it, with
+    its record index; a rank's ions come back in record order, so anything computed from them is
     the same for any number of ranks."""
-    z = ions.xyz[:, 2]
-    parts = [np.flatnonzero((z >= s.z_lo) & (z < s.z_hi)) for s in slabs]
+    parts = [np.flatnonzero(np.all((ions.xyz >= b.box_lo_nm) & (ions.xyz < b.box_hi_nm), axis=1)) for b in blocks]
     rec = _alltoallv(comm, [np.column_stack([ions.xyz[p], ions.mq[p]]).astype(np.float32) for p in parts],
                      MPI.FLOAT, np.float32, 4)
     index = _alltoallv(comm, [(p + first).astype(np.int64) for p in parts], MPI.INT64_T, np.int64, 1)[:, 0]
@@ -107,10 +154,12 @@ def exchange(comm, ions: Ions, first: int, slabs: list) -> tuple[Ions, np.ndarra
     return Ions(np.ascontiguousarray(rec[:, :3]), np.ascontiguousarray(rec[:, 3])), index
 
 
-def distribute(comm, path, drop_invalid: bool, settings, halo_nm: float = 0.0):
-    """Read, decompose and exchange: (ions in the file, global grid, slabs, this rank's ions with
-    halo and their record indices, ion count per voxel of the whole grid, seconds per phase). The
-    halo reaches max(neighbour radius, halo_nm) beyond the reference layers."""
+def distribute(comm, path, drop_invalid: bool, settings, is_reference, min_reference: int, halo_nm: float = 0.0,
+               decomposition: str = "blocks"):
+    """Read, decompose and exchange: (ions in the file, global grid, blocks, this rank's ions with
+    halo and their record indices, ion count per voxel and reference ions per cube origin of the
+    whole grid, seconds per phase). `is_reference(mq)`: the reference species' mask. The halo
+    reaches max(neighbour radius, halo_nm) beyond the voxels a block's cubes cover."""
     t = [time.perf_counter()]
     own = collective(comm, read_own_records, comm, path, drop_invalid)
     counts = comm.allgather(len(own))
@@ -120,12 +169,15 @@ def distribute(comm, path, drop_invalid: bool, settings, halo_nm: float = 0.0):
     t.append(time.perf_counter())
     grid = global_grid(comm, own, settings.voxel_nm)
     vox = grid.index(own.xyz.astype(np.float64))
-    slabs = balance(comm, vox, grid, settings.cube_voxels, max(settings.neighbour_radius_nm, halo_nm))
-    t.append(time.perf_counter())
-    local, index = exchange(comm, own, first, slabs)
-    t.append(time.perf_counter())
-    # ion count per voxel from the ions each rank read (each ion exactly once)
+    # per voxel, from the ions each rank read (each ion exactly once)
     ion_count = allreduce_array(comm, cube_counts(grid, vox, 1, full=False))
+    m = settings.cube_voxels
+    n_ref = allreduce_array(comm, cube_counts(grid, vox[is_reference(own.mq)], m, full=True))
     t.append(time.perf_counter())
-    phases = dict(zip(("read_s", "decompose_s", "exchange_s", "ion_count_s"), np.diff(t).tolist()))
-    return n_total, grid, slabs, local, index, ion_count, phases
+    blocks = decompose(n_ref, grid, m, comm.Get_size(), max(settings.neighbour_radius_nm, halo_nm), min_reference,
+                       AXES[decomposition])
+    t.append(time.perf_counter())
+    local, index = exchange(comm, own, first, blocks)
+    t.append(time.perf_counter())
+    phases = dict(zip(("read_s", "counts_s", "decompose_s", "exchange_s"), np.diff(t).tolist()))
+    return n_total, grid, blocks, local, index, ion_count, n_ref, phases

@@ -1,9 +1,9 @@
 """The default recognition method's per-ion L1_2 probability (segment/methods/ion_mlp.py) computed
 inside the distributed scan, so it scales with the ranks like the cube maps.
 
-Each rank classifies the ions of its own voxel layers. Their stage-2 features read the stage-1
+Each rank classifies the ions of its own voxels (its block). Their stage-2 features read the stage-1
 logits of every ion within 1.5 nm, whose stage-1 features read ranged neighbours within 2 nm: the
-scan's halo reaches HALO_NM (3.5 nm) beyond a rank's layers. What the features normalise by is the
+scan's halo reaches HALO_NM (3.5 nm) beyond a rank's voxels. What the features normalise by is the
 data set's, made the same on every rank: the plane field (scan/planes.py), the partner-type counts
 (an integer allreduce), the local plane offset from the scan's global voxel phasor sums, and the
 stage-2 levels (medians of samples gathered from every rank: a median does not depend on their
@@ -54,13 +54,13 @@ def ion_probability(comm, model_dir, local_xyz, record_index, species, ranges, o
     ctx = context_of_counts(counts, field.coherence)
     offset = global_offset(comm, voxel_sums, grid, local_xyz[own & ranged], field)
 
-    # the ions whose stage-1 logits the own ions' stage-2 features read: own layers + 1.5 nm
-    kz = grid.index(local_xyz[own])[:, 2]
-    z = local_xyz[:, 2]
-    reach = EDGES_S2_NM[-1]
-    query = np.flatnonzero((z >= grid.origin_nm[2] + kz.min() * grid.voxel_nm - reach)
-                           & (z < grid.origin_nm[2] + (kz.max() + 1) * grid.voxel_nm + reach)) \
-        if len(kz) else np.zeros(0, np.int64)
+    # the ions whose stage-1 logits the own ions' stage-2 features read: the own voxels' box + 1.5 nm
+    query = np.zeros(0, np.int64)
+    if own.any():
+        vox = grid.index(local_xyz[own])
+        lo = np.asarray(grid.origin_nm) + vox.min(0) * grid.voxel_nm - EDGES_S2_NM[-1]
+        hi = np.asarray(grid.origin_nm) + (vox.max(0) + 1) * grid.voxel_nm + EDGES_S2_NM[-1]
+        query = np.flatnonzero(np.all((local_xyz >= lo) & (local_xyz < hi), axis=1))
     # stage 1 in chunks keeping the logit and the 12 columns stage 2 reads (not 91 per ion)
     z1 = np.empty(len(query))
     L = np.empty((len(query), len(LEVEL_COLUMNS)), np.float32)

@@ -15,12 +15,6 @@ N_QUERY = 800            # sampled neighbourhoods of the fit (1500 in ion_mlp's 
 TILT_WARN_DEG = 1.0      # the cube maps assume the pole along z; beyond this they lose the planes
 
 
-def owned(local_xyz, grid, slab) -> np.ndarray:
-    """Ions of this rank's voxel layers [k0, k1) (each ion of the file on exactly one rank)."""
-    kz = grid.index(local_xyz)[:, 2]
-    return (kz >= max(slab.k0, 0)) & (kz < min(slab.k1, grid.shape[2]))
-
-
 def fit_field(comm, local_xyz, index, ranged, mine, grid) -> PlaneField:
     """Fit on root to the ranged ions within BLOCK_NM of the grid's centre, gathered in record
     order; broadcast."""

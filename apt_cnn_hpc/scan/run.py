@@ -24,15 +24,16 @@ from ..model.predict import PRECISIONS, Predictor
 from ..parallel import is_root, progress
 from ..parallel.mpi import configure_tensorflow
 from ..provenance import provenance
-from ..sdm import PartnerIndex, SDMSettings, cube_counts, cube_maps_by_layer
+from ..sdm import PartnerIndex, SDMSettings, cube_maps_by_layer
 from ..sdm.normalise import to_uint8
 from ..sdm.visibility import MEANING as VISIBILITY_MEANING, THRESHOLD as VISIBILITY_THRESHOLD
 from ..sdm.voxel import box_sum_axis
 from . import planes
 from .checkpoint import Checkpoints
 from .ion_probability import ion_probability, missing_solutes
-from ..parallel.mpi import allreduce_array, collective
-from .decompose import distribute
+from ..parallel.mpi import collective, reduce_array
+from .budget import tile_voxels
+from .decompose import AXES, distribute
 from ..contracts.scan_file import write_scan
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ def scan_settings(config_path):
     if cfg["precision"] not in PRECISIONS:
         raise InputError(where, f"precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
     cfg["per_ion"] = bool(cfg.get("per_ion", True))
+    cfg["memory_budget_mb"] = float(positive(cfg, "memory_budget_mb", where))
+    cfg["decomposition"] = str(cfg.get("decomposition", "blocks"))
+    if cfg["decomposition"] not in AXES:
+        raise InputError(where, f"decomposition must be one of {', '.join(AXES)}, got {cfg['decomposition']!r}")
     cfg["ion_model"] = str(cfg.get("ion_model") or DEFAULT_ION_MODEL)
     return cfg, settings
 
@@ -94,17 +99,33 @@ def _prepare(args, comm):
     return cfg, settings, groups, model_dirs, cards, ranges
 
 
-def cube_inputs(local, ranges, settings: SDMSettings, grid):
-    """What the cube maps of one rank need: the partner index, reference positions and ids, and
-    the reference count of every cube position of the global grid."""
+def cube_inputs(local, ranges, settings: SDMSettings):
+    """What the cube maps of one rank need: the partner index, reference positions and ids."""
     labels = ranges.label(local.mq)
     pos = local.xyz.astype(np.float64)
     ids = np.arange(len(pos))
     is_ref = labels == ranges.index(settings.pair[0])
     is_part = labels == ranges.index(settings.pair[1])
     index = PartnerIndex(pos[is_part], ids[is_part], settings)
-    ref_pos, ref_ids = pos[is_ref], ids[is_ref]
-    return index, ref_pos, ref_ids, cube_counts(grid, grid.index(ref_pos), settings.cube_voxels, full=True)
+    return index, pos[is_ref], ids[is_ref]
+
+
+def tile_slices(tile, kz: int, m: int) -> tuple:
+    """Index of a tile's cube z-layer kz in the cube-origin grid (whose index 0 is origin -(m-1))."""
+    (i0, i1), (j0, j1) = tile
+    return slice(i0 + m - 1, i1 + m - 1), slice(j0 + m - 1, j1 + m - 1), kz + m - 1
+
+
+def selected_maps(index, ref_pos, ref_ids, grid, m: int, todo: dict, n_ref, min_ref: int):
+    """Yield (tile, kz, cube indices within the tile with >= min_ref references, their uint8 maps)
+    for the z-layers todo[tile] of each tile, streaming each tile's voxel layers."""
+    for tile, layers in todo.items():
+        for kz, maps in cube_maps_by_layer(index, ref_pos, ref_ids, grid, m, full=True, z_origins=layers,
+                                           xy_origins=tile):
+            sel = np.argwhere(n_ref[tile_slices(tile, kz, m)] >= max(min_ref, 1))
+            # normalised 256 maps at a time: its float temporaries stay small
+            yield tile, kz, sel, np.concatenate([to_uint8(maps[s[:, 0], s[:, 1]])
+                                                 for s in np.split(sel, range(256, len(sel), 256))])
 
 
 def scan(args, comm):
@@ -114,13 +135,18 @@ def scan(args, comm):
     model_sha256 = combined_sha256([c["model_sha256"] for c in cards])
     k_members = len(model_dirs)
     drop = bool(args.drop_invalid or cfg.get("drop_invalid", False))
-    n_total, grid, slabs, local, record_index, ion_count, phases = distribute(
-        comm, args.input, drop, settings, halo_nm=HALO_NM if cfg["per_ion"] else 0.0)
-    mine = slabs[rank]
+    ref_species = ranges.index(settings.pair[0])
+    n_total, grid, blocks, local, record_index, ion_count, n_ref, phases = distribute(
+        comm, args.input, drop, settings, lambda mq: ranges.label(mq) == ref_species, cfg["min_reference"],
+        halo_nm=HALO_NM if cfg["per_ion"] else 0.0, decomposition=cfg["decomposition"])
+    mine = blocks[rank]
     m = settings.cube_voxels
+    budget_mb = float(getattr(args, "memory_budget", None) or cfg["memory_budget_mb"])
+    tiles = mine.tiles(tile_voxels(budget_mb, len(local), n_ref.size, k_members + 2, cfg["batch"],
+                                   settings.map_bins, m), m)
     t_read = time.time() - t0
-    log.info("rank %d: cube z-origins [%d, %d), %d ions with halo (weight %.0f), grid %s, %.1f s",
-             rank, mine.k0, mine.k1, len(local), mine.weight, grid.shape, t_read)
+    log.info("rank %d: cube origins %s..%s in %d tiles, %d ions with halo (cost %.0f s), grid %s, %.1f s",
+             rank, mine.lo, mine.hi, len(tiles), len(local), mine.weight / 1000, grid.shape, t_read)
 
     hashes = None
     if rank == 0:
@@ -131,92 +157,93 @@ def scan(args, comm):
             "grid": [grid.origin_nm, grid.shape]}
     ckpt = Checkpoints(groups[0][0], meta, comm)
 
-    ox, oy, oz = grid.cube_origins(m, full=True)
-    ncx, ncy, ncz = len(ox), len(oy), len(oz)
-    P = np.zeros((k_members, ncx, ncy, ncz), np.float64)   # cube probability per member (0: not evaluated)
-    E = np.zeros((ncx, ncy, ncz), np.float64)     # 1 where evaluated
-    R = np.zeros((ncx, ncy, ncz), np.float64)     # reference ions per cube
-    my_layers = [int(k) for k in range(mine.k0, mine.k1)]
+    P = np.zeros((k_members,) + n_ref.shape, np.float64)   # cube probability per member (0: not evaluated)
+    E = np.zeros(n_ref.shape, np.float64)                  # 1 where evaluated
     done = ckpt.done()
-    for k in list(my_layers):
-        if (k, k + 1) in done:
-            d = np.load(done[(k, k + 1)])
-            iz = k + (m - 1)
-            P[:, :, :, iz], E[:, :, iz], R[:, :, iz] = d["p"], d["e"], d["r"]
-    todo = [k for k in my_layers if (k, k + 1) not in done]
-    if len(todo) < len(my_layers):
-        log.info("rank %d: %d of %d cube layers restored from %s", rank, len(my_layers) - len(todo),
-                 len(my_layers), ckpt.dir)
+    todo = {}
+    for tile in tiles:
+        for k in range(mine.lo[2], mine.hi[2]):
+            key = ckpt.key(tile, k)
+            if key in done:
+                d = np.load(done[key])
+                P[(slice(None), *tile_slices(tile, k, m))], E[tile_slices(tile, k, m)] = d["p"], d["e"]
+            else:
+                todo.setdefault(tile, []).append(k)
+    n_layers = len(tiles) * (mine.hi[2] - mine.lo[2])
+    n_todo = sum(len(v) for v in todo.values())
+    if n_todo < n_layers:
+        log.info("rank %d: %d of %d tile layers restored from %s", rank, n_layers - n_todo, n_layers, ckpt.dir)
 
-    index, ref_pos, ref_ids, n_ref_all = cube_inputs(local, ranges, settings, grid)
+    index, ref_pos, ref_ids = cube_inputs(local, ranges, settings)
     t1 = time.time()
     local_xyz, species = local.xyz.astype(np.float64), ranges.label(local.mq)
     ranged = species >= 0
-    own_layers = planes.owned(local_xyz, grid, mine)
-    field = planes.fit_field(comm, local_xyz, record_index, ranged, own_layers, grid)
-    voxel_sums, visibility = planes.visibility(comm, local_xyz, ranged, own_layers, grid, field)
+    own = mine.owns(grid.index(local_xyz), grid.shape)
+    field = planes.fit_field(comm, local_xyz, record_index, ranged, own, grid)
+    voxel_sums, visibility = planes.visibility(comm, local_xyz, ranged, own, grid, field)
     phases["planes_s"] = time.time() - t1
     per_ion = None
     if cfg["per_ion"]:
         t1 = time.time()
-        per_ion = ion_probability(comm, cfg["ion_model"], local_xyz, record_index, species, ranges, own_layers,
+        per_ion = ion_probability(comm, cfg["ion_model"], local_xyz, record_index, species, ranges, own,
                                   grid, field, voxel_sums, n_total)
         phases["per_ion_s"] = time.time() - t1
 
     configure_tensorflow(comm)
     predictors = [Predictor(load_model(d), batch=cfg["batch"], precision=cfg["precision"],
                             calibration=card.get("calibration")) for d, card in zip(model_dirs, cards)]
-    bar = progress(len(todo) * ncx * ncy, f"scan (rank 0 of {size})", comm, unit="cube")
+    bar = progress(sum((t[0][1] - t[0][0]) * (t[1][1] - t[1][0]) * len(k) for t, k in todo.items()),
+                   f"scan (rank 0 of {size})", comm, unit="cube")
     t_maps = t_inf = 0.0
     n_eval = 0
-    pending = []  # (kz, selected cube indices, uint8 maps) of layers waiting for inference
+    pending = []  # (tile, kz, selected cube indices in the tile, uint8 maps) waiting for inference
 
     def flush():
-        """Infer the pending layers in full batches, then checkpoint each of them."""
+        """Infer the pending tile layers in full batches, then checkpoint each of them."""
         nonlocal t_inf, n_eval
         t2 = time.time()
-        maps = np.concatenate([mp for _, _, mp in pending]) if pending else np.zeros((0,))
+        maps = np.concatenate([mp for *_, mp in pending]) if pending else np.zeros((0,))
         p = np.stack([predict(maps) if len(maps) else np.zeros(0) for predict in predictors])
         t_inf += time.time() - t2
         start = 0
-        for kz, sel, mp in pending:
-            iz = kz + (m - 1)
-            P[:, sel[:, 0], sel[:, 1], iz] = p[:, start:start + len(sel)]
-            E[sel[:, 0], sel[:, 1], iz] = 1
-            R[:, :, iz] = n_ref_all[:, :, iz]
+        for tile, kz, sel, _ in pending:
+            sx, sy, iz = tile_slices(tile, kz, m)
+            P[:, sx.start + sel[:, 0], sy.start + sel[:, 1], iz] = p[:, start:start + len(sel)]
+            E[sx.start + sel[:, 0], sy.start + sel[:, 1], iz] = 1
             start += len(sel)
             n_eval += len(sel)
-            ckpt.save(kz, kz + 1, p=P[:, :, :, iz], e=E[:, :, iz], r=R[:, :, iz])
-            bar.update(ncx * ncy)
+            ckpt.save(ckpt.key(tile, kz), p=P[:, sx, sy, iz], e=E[sx, sy, iz])
+            bar.update((sx.stop - sx.start) * (sy.stop - sy.start))
         pending.clear()
 
-    if todo:
+    t1 = time.time()
+    for item in selected_maps(index, ref_pos, ref_ids, grid, m, todo, n_ref, cfg["min_reference"]):
+        pending.append(item)
+        t_maps += time.time() - t1
+        if sum(len(x[2]) for x in pending) >= 4 * cfg["batch"]:
+            flush()
         t1 = time.time()
-        for kz, maps in cube_maps_by_layer(index, ref_pos, ref_ids, grid, m, full=True, z_origins=todo):
-            sel = np.argwhere(n_ref_all[:, :, kz + (m - 1)] >= max(cfg["min_reference"], 1))
-            pending.append((kz, sel, to_uint8(maps[sel[:, 0], sel[:, 1]])))
-            t_maps += time.time() - t1
-            if sum(len(x[1]) for x in pending) >= 4 * cfg["batch"]:
-                flush()
-            t1 = time.time()
-        flush()
+    flush()
     bar.close()
-    log.info("rank %d: %d cubes evaluated in %d layers; maps %.1f s, inference %.1f s", rank, n_eval,
-             len(todo), t_maps, t_inf)
+    log.info("rank %d: %d cubes evaluated in %d tile layers; maps %.1f s, inference %.1f s", rank, n_eval,
+             n_todo, t_maps, t_inf)
 
-    P, E, R = (allreduce_array(comm, a) for a in (P, E, R))
-    # voxel (i) is covered by cube origins i-m+1..i, i.e. P indices i..i+m-1
-    member_sums, window = P, E
-    for axis, n in enumerate(grid.shape):
-        member_sums = box_sum_axis(member_sums, np.arange(n), m, axis + 1)
-        window = box_sum_axis(window, np.arange(n), m, axis)
-    evaluated = np.argwhere(E > 0)
-    skipped = int(np.count_nonzero((R > 0) & (E == 0)))
+    P, E = reduce_array(comm, P), reduce_array(comm, E)
     timings = {"read_exchange_s": t_read, **phases, "maps_s": t_maps, "inference_s": t_inf,
-               "total_s": time.time() - t0, "cubes_evaluated": n_eval, "ions_with_halo": len(local),
+               "total_s": time.time() - t0, "cpu_s": time.process_time(), "cubes_evaluated": n_eval,
+               "ions_with_halo": len(local),
+               "tiles": len(tiles), "memory_budget_mb": budget_mb,
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     timings = comm.gather(timings)
     if is_root(comm):
+        # voxel (i) is covered by cube origins i-m+1..i, i.e. P indices i..i+m-1
+        member_sums, window = P, E
+        for axis, n in enumerate(grid.shape):
+            member_sums = box_sum_axis(member_sums, np.arange(n), m, axis + 1)
+            window = box_sum_axis(window, np.arange(n), m, axis)
+        evaluated = np.argwhere(E > 0)
+        skipped = int(np.count_nonzero((n_ref > 0) & (E == 0)))
+        ox, oy, oz = grid.cube_origins(m, full=True)
         origins = np.stack([ox[evaluated[:, 0]], oy[evaluated[:, 1]], oz[evaluated[:, 2]]], axis=1)
         first = 0
         for out, dirs in groups:
@@ -226,7 +253,7 @@ def scan(args, comm):
             voxels = {"probability_sum": sums.mean(axis=0).astype(np.float32)}
             cubes = {"origin_nm": (np.asarray(grid.origin_nm) + origins * grid.voxel_nm).astype(np.float32),
                      "probability": probs.mean(axis=0)[tuple(evaluated.T)].astype(np.float32),
-                     "n_reference": R[tuple(evaluated.T)].astype(np.uint32)}
+                     "n_reference": n_ref[tuple(evaluated.T)].astype(np.uint32)}
             if len(dirs) > 1:   # an ensemble: the spread of the members' voxel sums (sample sd)
                 voxels["probability_sum_sd"] = sums.std(axis=0, ddof=1).astype(np.float32)
                 cubes["probability_members"] = probs[(slice(None), *evaluated.T)].T.astype(np.float32)
@@ -237,7 +264,7 @@ def scan(args, comm):
                                 model_card=group_cards[0], model_dir=str(dirs[0].resolve()), n_ranks=size,
                                 ensemble=[{"model_dir": str(d.resolve()), "model_sha256": c["model_sha256"]}
                                           for d, c in zip(dirs, group_cards)] if len(dirs) > 1 else None,
-                                timings_per_rank=timings, decomposition=[s.__dict__ for s in slabs])
+                                timings_per_rank=timings, decomposition=[b.__dict__ for b in blocks])
             write_scan(out, grid, {**voxels, "window_count": np.rint(window).astype(np.uint8),
                                    "ion_count": np.rint(ion_count).astype(np.uint32),
                                    "plane_visibility": visibility},

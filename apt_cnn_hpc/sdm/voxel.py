@@ -66,6 +66,15 @@ def box_sum_axis(a: np.ndarray, starts: np.ndarray, m: int, axis: int) -> np.nda
     return np.take(c, hi, axis=axis) - np.take(c, lo, axis=axis)
 
 
+def box_sums_xy(a: np.ndarray, ox: np.ndarray, oy: np.ndarray, m: int, rows: int = 10) -> np.ndarray:
+    """Box sums of [nx, ny, bins, bins] maps along x at starts ox, then along y at oy, a few map rows
+    at a time: the temporaries are a fraction of one layer, not four layers' worth."""
+    out = np.empty((len(ox), len(oy)) + a.shape[2:], a.dtype)
+    for r in range(0, a.shape[2], rows):
+        out[:, :, r:r + rows] = box_sum_axis(box_sum_axis(a[:, :, r:r + rows], ox, m, 0), oy, m, 1)
+    return out
+
+
 def cube_maps_by_layer(index: PartnerIndex, ref_pos, ref_ids, grid: VoxelGrid, m: int,
                        full: bool = True, z_origins=None, xy_origins=None):
     """Yield (kz, maps [n_cx, n_cy, bins, bins]) for each cube z-origin kz (ascending; all of
@@ -98,15 +107,17 @@ def cube_maps_by_layer(index: PartnerIndex, ref_pos, ref_ids, grid: VoxelGrid, m
         while next_layer < top:
             sel = inside[layer_start[next_layer]:layer_start[next_layer + 1]]
             layer = voxel_layer_maps(index, ref_pos[sel], ref_ids[sel], ref_vox[sel], window)
-            running = layer.copy() if running is None else running + layer
+            if running is None:
+                running = layer.copy()
+            else:
+                running += layer
             layers.append((next_layer, layer))
             next_layer += 1
         while layers and layers[0][0] < kz:
             running -= layers.popleft()[1]
         if running is None:  # a cube entirely beyond the top of the grid
             running = np.zeros(shape, np.int32)
-        xs = box_sum_axis(running, ox - window[0][0], m, axis=0)
-        yield int(kz), box_sum_axis(xs, oy - window[1][0], m, axis=1)
+        yield int(kz), box_sums_xy(running, ox - window[0][0], oy - window[1][0], m)
 
 
 def naive_cube_map(index: PartnerIndex, ref_pos, ref_ids, grid: VoxelGrid, origin_vox, m: int):

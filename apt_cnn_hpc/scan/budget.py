@@ -1,0 +1,27 @@
+"""How large a tile of cube origins a rank may stream, from its memory budget (docs/performance.md):
+the cube maps of a tile hold about LAYERS_HELD voxel layers of partial maps over the tile's voxel
+window (the m layers of the window and the one being added, their running sum, the cube maps of
+the layer being inferred, the box sums made a few map rows at a time), int32 bins x bins each; the
+rest of the rank is Python, TensorFlow and the models (BASE_MB), the CNN's activations for one
+inference batch (MB_PER_BATCH_MAP per map), about BYTES_PER_ION per ion with halo, and the
+cube-origin grids."""
+import logging
+
+log = logging.getLogger(__name__)
+BASE_MB = 700.0           # Python, TensorFlow, the CNN and the per-ion models, loaded (0.65 GB measured)
+MB_PER_BATCH_MAP = 4.2    # the CNN's activations per map of an inference batch (1.70 GB at 256, 0.92 at 64)
+BYTES_PER_ION = 150.0     # positions, partner index, per-ion pass (82 B + ~60 B measured)
+LAYERS_HELD = 8
+
+
+def tile_voxels(budget_mb: float, n_ions: int, n_cube_origins: int, n_grids: int, batch: int, bins: int, m: int) -> int:
+    """The voxel columns a tile's window may have so that the rank stays within budget_mb (at least
+    one cube's m x m; a warning when even that does not fit)."""
+    fixed_mb = BASE_MB + batch * MB_PER_BATCH_MAP + (n_ions * BYTES_PER_ION + n_cube_origins * 8.0 * n_grids) / 2 ** 20
+    per_voxel_mb = LAYERS_HELD * bins * bins * 4 / 2 ** 20
+    voxels = int((budget_mb - fixed_mb) / per_voxel_mb)
+    if voxels < m * m:
+        log.warning("scan: a memory budget of %.0f MB leaves no room for the cube maps (%.0f MB before them, "
+                    "%.1f MB per voxel column of a tile): tiles of one cube; raise --memory-budget or add ranks",
+                    budget_mb, fixed_mb, per_voxel_mb)
+    return max(voxels, m * m)

@@ -1,0 +1,86 @@
+"""The scan's decomposition: blocks partition the cube origins, balance the cost model, cut across
+the long axis of needles and wide sections alike, own every voxel once, and tile within budget."""
+import numpy as np
+import pytest
+
+from apt_cnn_hpc.scan.budget import BASE_MB, BYTES_PER_ION, LAYERS_HELD, MB_PER_BATCH_MAP, tile_voxels
+from apt_cnn_hpc.scan.decompose import EVAL_COST, MAP_COST, decompose
+from apt_cnn_hpc.sdm import VoxelGrid
+
+M = 4
+
+
+def cone_refs(shape, half_angle_deg=12.0):
+    """Reference ions per cube origin of a cone along z (wide end at the top): 400 inside, 0 outside."""
+    ox, oy, oz = (np.arange(-(M - 1), n) for n in shape)
+    x, y, z = np.meshgrid(ox - shape[0] / 2, oy - shape[1] / 2, oz, indexing="ij")
+    radius = 3 + z * np.tan(np.radians(half_angle_deg))
+    return np.where(x ** 2 + y ** 2 < radius ** 2, 400.0, 0.0)
+
+
+def blocks_of(shape, n_ranks, axes=(0, 1, 2), refs=None):
+    grid = VoxelGrid((0.0, 0.0, 0.0), 1.0, shape)
+    n_ref = np.full(tuple(n + M - 1 for n in shape), 400.0) if refs is None else refs
+    return grid, n_ref, decompose(n_ref, grid, M, n_ranks, 3.5, 300, axes)
+
+
+@pytest.mark.parametrize("shape, n_ranks, axes", [((60, 60, 12), 4, (0, 1, 2)), ((20, 20, 200), 4, (0, 1, 2)),
+                                                  ((40, 40, 60), 3, (0, 1, 2)), ((40, 40, 60), 5, (2,)),
+                                                  ((30, 30, 120), 7, (0, 1, 2))])
+def test_blocks_partition_the_cube_origins_and_own_every_voxel_once(shape, n_ranks, axes):
+    grid, n_ref, blocks = blocks_of(shape, n_ranks, axes)
+    cover = np.zeros(n_ref.shape, int)
+    for b in blocks:
+        cover[tuple(slice(lo + M - 1, hi + M - 1) for lo, hi in zip(b.lo, b.hi))] += 1
+    assert (cover == 1).all()
+    vox = np.stack(np.meshgrid(*(np.arange(n) for n in shape), indexing="ij"), -1).reshape(-1, 3)
+    owners = sum(b.owns(vox, shape).astype(int) for b in blocks)
+    assert (owners == 1).all()
+    if axes == (2,):
+        assert all(b.lo[:2] == (-(M - 1),) * 2 and b.hi[:2] == shape[:2] for b in blocks)
+
+
+def test_cuts_follow_the_long_axis():
+    """A wide, short section is cut in x and y (each rank's map window shrinks); a needle along z."""
+    _, _, section = blocks_of((60, 60, 12), 4)
+    assert all(b.lo[2] == -(M - 1) and b.hi[2] == 12 for b in section)
+    assert all((b.hi[0] - b.lo[0]) * (b.hi[1] - b.lo[1]) < 0.3 * 63 * 63 for b in section)
+    _, _, needle = blocks_of((20, 20, 200), 4)
+    assert all(b.lo[:2] == (-(M - 1),) * 2 and b.hi[:2] == (20, 20) for b in needle)
+
+
+@pytest.mark.parametrize("n_ranks", [2, 3, 4])
+def test_cost_balances_a_cone(n_ranks):
+    """Equal shares of the cost model on a cone, whose cross-section grows along z."""
+    shape = (60, 60, 120)
+    refs = cone_refs(shape)
+    _, _, blocks = blocks_of(shape, n_ranks, refs=refs)
+    w = np.array([b.weight for b in blocks])
+    assert np.isclose(w.sum(), (MAP_COST + EVAL_COST * (refs >= 300)).sum())
+    assert w.max() / w.mean() < 1.05, w
+
+
+def test_tiles_cover_a_block_within_the_budget():
+    grid, n_ref, blocks = blocks_of((86, 86, 40), 1)
+    b = blocks[0]
+    for max_voxels in (100000, 2000, 700, 40, 5):
+        tiles = b.tiles(max_voxels, M)
+        cover = np.zeros((b.hi[0] - b.lo[0], b.hi[1] - b.lo[1]), int)
+        for (i0, i1), (j0, j1) in tiles:
+            cover[i0 - b.lo[0]:i1 - b.lo[0], j0 - b.lo[1]:j1 - b.lo[1]] += 1
+            assert (i1 - i0 + M - 1) * (j1 - j0 + M - 1) <= max(max_voxels, M * M)
+        assert (cover == 1).all()
+    assert len(b.tiles(100000, M)) == 1 and len(b.tiles(2000, M)) <= 6
+
+
+def test_budget_sets_the_tile():
+    """More ions, a larger batch or a smaller budget leave fewer voxel columns for the tile's maps;
+    never below a cube."""
+    big = tile_voxels(3584, 1_000_000, 10 ** 5, 3, 64, 150, M)
+    assert big > tile_voxels(3584, 10_000_000, 10 ** 5, 3, 64, 150, M) > M * M
+    assert big > tile_voxels(3584, 1_000_000, 10 ** 5, 3, 256, 150, M)
+    assert tile_voxels(1000, 1_000_000, 10 ** 5, 3, 64, 150, M) == M * M
+    # the window it allows costs what the budget leaves
+    column_mb = LAYERS_HELD * 150 * 150 * 4 / 2 ** 20
+    left_mb = 3584 - BASE_MB - 64 * MB_PER_BATCH_MAP - (1_000_000 * BYTES_PER_ION + 10 ** 5 * 8 * 3) / 2 ** 20
+    assert 0 <= left_mb - big * column_mb < column_mb
