@@ -18,12 +18,12 @@ from ..contracts.ion_model import load_ion_card, load_ion_models
 from ..model.calibration import apply_calibration
 from ..model.ion_mlp import logits, raw_probability
 from ..parallel.mpi import allreduce_array
-from ..sdm.ion_features import (EDGES_S2_NM, LEVEL_COLUMNS, context_of_counts, level_samples, levels_of, partner_types, stage1,
-                                stage2_features)
+from ..sdm.ion_features import (EDGES_S2_NM, LEVEL_COLUMNS, Stage2, context_of_counts, level_samples, levels_of,
+                                partner_types, stage1_chunks)
 from ..sdm.lattice import OffsetField, tile_origin, tile_shape, tile_sums
 
 log = logging.getLogger(__name__)
-CHUNK = 200_000            # ions per stage-1 / stage-2 batch: bounds the sums' and moments' memory
+CHUNK = 50_000             # ions per stage-1 / stage-2 batch: bounds the sums' and moments' memory
 
 
 def missing_solutes(model_dir, ranges) -> list:
@@ -64,24 +64,23 @@ def ion_probability(comm, model_dir, local_xyz, record_index, species, ranges, o
     # stage 1 in chunks keeping the logit and the 12 columns stage 2 reads (not 91 per ion)
     z1 = np.empty(len(query))
     L = np.empty((len(query), len(LEVEL_COLUMNS)), np.float32)
-    for i in range(0, len(query), CHUNK):
-        X1 = stage1(local_xyz, types, field, query=query[i:i + CHUNK], ctx=ctx, offset=offset)
-        z1[i:i + CHUNK], L[i:i + CHUNK] = logits(stage1_models, X1), X1[:, LEVEL_COLUMNS]
+    for rows, X1 in stage1_chunks(local_xyz, types, field, query=query, chunk=CHUNK, ctx=ctx, offset=offset):
+        z1[rows], L[rows] = logits(stage1_models, X1), X1[:, LEVEL_COLUMNS]
     mine = np.flatnonzero(own[query])
     samples = comm.gather(level_samples(L[mine], z1[mine]))
     lev = levels_of(*(np.concatenate(s) for s in zip(*samples))) if comm.Get_rank() == 0 else None
-    lev = comm.bcast(lev)
+    stage2 = Stage2(local_xyz[query], z1, comm.bcast(lev))
     p = np.empty(len(mine), np.float32)
-    xyz_q = local_xyz[query]
     for i in range(0, len(mine), CHUNK):
         rows = mine[i:i + CHUNK]
-        X2 = stage2_features(xyz_q, z1, L[rows], lev, rows=rows)
-        p[i:i + CHUNK] = apply_calibration(raw_probability(logits([stage2_model], X2)), card["calibration"])
+        p[i:i + CHUNK] = apply_calibration(raw_probability(logits([stage2_model], stage2(L[rows], rows))),
+                                           card["calibration"])
     parts = comm.gather((record_index[query[mine]], p))
     if comm.Get_rank() != 0:
         return None
     out = np.full(n_total, np.nan, np.float32)
     for idx, val in parts:
         out[idx] = val
-    log.info("scan: per-ion L1_2 probability of %d ions (levels %s)", n_total, ", ".join(f"{v:.3f}" for v in lev))
+    log.info("scan: per-ion L1_2 probability of %d ions (levels %s)", n_total,
+             ", ".join(f"{v:.3f}" for v in stage2.lev))
     return out

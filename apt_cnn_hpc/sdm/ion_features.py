@@ -18,7 +18,7 @@ and composition of 1-2 nm balls relative to the data set's own precipitate and m
 """
 import numpy as np
 
-from .ion_kernels import moments, plane_sums
+from .ion_kernels import Moments, PlaneSums
 from .lattice import OffsetField, PlaneField, local_offset
 
 EDGES_NM = np.array([0.0, 0.45, 0.65, 0.85, 1.05, 1.3, 1.6, 2.0])
@@ -53,24 +53,32 @@ def context_of_counts(counts, coherence: float) -> dict:
     return {"f_a": fa, "f_b": fb, "f_sol": fa + fb, "coherence": float(max(coherence, 1e-5))}
 
 
-def plane_referred_sums(xyz, types, field: PlaneField, query=None, offset: OffsetField | None = None):
+class PlaneReferredSums:
     """Stage-1 sums (cnt [q, s, 6], S [q, s, 6], F [q, s], Z [q, s, 3]) over the ranged
-    neighbours of the query ions (default all), phases referred to the local plane offset
-    (`offset`, default: the one of these ions)."""
-    ranged = types >= 0
-    pos = np.ascontiguousarray(xyz[ranged], np.float64)
-    psi = field.phase(pos)
-    q = np.asarray(xyz if query is None else xyz[query], np.float64)
-    cnt, S, F, Z = plane_sums(q, pos, types[ranged], np.exp(0.5j * psi), np.exp(1j * psi), EDGES_NM)
-    if offset is not None:
-        u = offset.at(q)
-    else:
-        u = local_offset(pos, psi, q, field.coherence) if len(pos) else np.ones(len(q), complex)
-    half = np.conj(np.sqrt(u))
-    S *= half[:, None, None]
-    Z *= half[:, None, None]
-    F *= np.conj(u)[:, None]
-    return cnt, S, F, Z
+    neighbours of query positions, phases referred to the local plane offset (`offset`, default:
+    the one of these ions). The ranged ions are sorted into cells with their phasors once, so
+    chunks of queries cost only their own sums."""
+
+    def __init__(self, xyz, types, field: PlaneField, offset: OffsetField | None = None):
+        ranged = types >= 0
+        self.pos = np.ascontiguousarray(xyz[ranged], np.float64)
+        self.psi = field.phase(self.pos)
+        self.coherence = field.coherence
+        self.offset = offset
+        self.sums = PlaneSums(self.pos, types[ranged], np.exp(0.5j * self.psi), np.exp(1j * self.psi), EDGES_NM)
+
+    def __call__(self, q):
+        q = np.asarray(q, np.float64)
+        cnt, S, F, Z = self.sums(q)
+        if self.offset is not None:
+            u = self.offset.at(q)
+        else:
+            u = local_offset(self.pos, self.psi, q, self.coherence) if len(self.pos) else np.ones(len(q), complex)
+        half = np.conj(np.sqrt(u))
+        S *= half[:, None, None]
+        Z *= half[:, None, None]
+        F *= np.conj(u)[:, None]
+        return cnt, S, F, Z
 
 
 def stage1_features(cnt6, S6, F, Z, ctx) -> np.ndarray:
@@ -126,14 +134,22 @@ def stage1_features(cnt6, S6, F, Z, ctx) -> np.ndarray:
     return np.column_stack(f).astype(np.float32)
 
 
-def stage1(xyz, types, field: PlaneField, query=None, chunk=200_000, ctx=None, offset=None) -> np.ndarray:
-    """Stage-1 features of the query ions (default all), in chunks bounding the sums' memory;
-    `ctx` and `offset` default to those of these ions (a distributed scan passes the data set's)."""
+def stage1_chunks(xyz, types, field: PlaneField, query=None, chunk=200_000, ctx=None, offset=None):
+    """Yield (slice of `query`, its stage-1 features) chunk by chunk (default query: all ions),
+    bounding the sums' memory; `ctx` and `offset` default to those of these ions (a distributed
+    scan passes the data set's)."""
     ctx = ctx or context(types, field.coherence)
     query = np.arange(len(xyz)) if query is None else np.asarray(query)
-    out = np.empty((len(query), N_STAGE1), np.float32)
+    sums = PlaneReferredSums(xyz, types, field, offset)
     for i in range(0, len(query), chunk):
-        out[i:i + chunk] = stage1_features(*plane_referred_sums(xyz, types, field, query[i:i + chunk], offset), ctx)
+        yield slice(i, i + chunk), stage1_features(*sums(xyz[query[i:i + chunk]]), ctx)
+
+
+def stage1(xyz, types, field: PlaneField, query=None, chunk=200_000, ctx=None, offset=None) -> np.ndarray:
+    """Stage-1 features [len(query), N_STAGE1] of the query ions (see stage1_chunks)."""
+    out = np.empty((len(xyz) if query is None else len(query), N_STAGE1), np.float32)
+    for rows, X in stage1_chunks(xyz, types, field, query, chunk, ctx, offset):
+        out[rows] = X
     return out
 
 
@@ -160,28 +176,39 @@ def levels_of(amp_in, comp_in, comp_mat) -> tuple:
     return a_in, c_in, c_mat
 
 
+class Stage2:
+    """Stage-2 features of any rows from the stage-1 logits z1 of every ion of `xyz` and the data
+    set's levels `lev`: the neighbours' p and logit sorted into cells once."""
+
+    def __init__(self, xyz, z1, lev):
+        self.pos = np.asarray(xyz, np.float64)
+        self.p = 1 / (1 + np.exp(-z1))
+        self.zc = np.clip(z1, -8, 8) / 8
+        self.lev = lev
+        self.moments = Moments(self.pos, np.column_stack([np.ones(len(self.p)), self.p, self.zc]), EDGES_S2_NM)
+
+    def __call__(self, L_rows, rows=None) -> np.ndarray:
+        """[len(rows), N_STAGE2] float32 for the ions `rows` (default all), with their stage-1 level
+        columns L_rows (X1[rows][:, LEVEL_COLUMNS])."""
+        own = slice(None) if rows is None else rows
+        M = self.moments(self.pos[own])
+        Mc = np.cumsum(M, 1)
+        f = [self.p[own], self.zc[own]]
+        for s in range(M.shape[1]):
+            n = np.maximum(M[:, s, 0, 0], 1)
+            f += [M[:, s, 1, 0] / n, M[:, s, 2, 0] / n]
+        for b in (2, 4):
+            n = np.maximum(Mc[:, b, 0, 0], 1)
+            r = EDGES_S2_NM[b + 1]
+            d = Mc[:, b, 1, 1:] - Mc[:, b, 0, 1:] * (Mc[:, b, 1, 0] / n)[:, None]
+            f += [np.abs(d[:, 2]) / (n * r), np.hypot(d[:, 0], d[:, 1]) / (n * r)]
+        a_in, c_in, c_mat = self.lev
+        contrast = max(c_in - c_mat, 0.03)
+        for b in range(6):
+            f += [L_rows[:, 2 * b + 1] / a_in, (L_rows[:, 2 * b] - c_mat) / contrast]
+        return np.column_stack(f).astype(np.float32)
+
+
 def stage2_features(xyz, z1, L_rows, lev, rows=None) -> np.ndarray:
-    """[len(rows), N_STAGE2] float32 for the ions `rows` (default all) from the stage-1 logits
-    z1 of every ion, their stage-1 level columns L_rows (X1[rows][:, LEVEL_COLUMNS]) and the data
-    set's levels `lev`."""
-    pos = np.asarray(xyz, np.float64)
-    q = pos if rows is None else pos[rows]
-    own = slice(None) if rows is None else rows
-    p = 1 / (1 + np.exp(-z1))
-    zc = np.clip(z1, -8, 8) / 8
-    M = moments(q, pos, np.column_stack([np.ones(len(p)), p, zc]), EDGES_S2_NM)
-    Mc = np.cumsum(M, 1)
-    f = [p[own], zc[own]]
-    for s in range(M.shape[1]):
-        n = np.maximum(M[:, s, 0, 0], 1)
-        f += [M[:, s, 1, 0] / n, M[:, s, 2, 0] / n]
-    for b in (2, 4):
-        n = np.maximum(Mc[:, b, 0, 0], 1)
-        r = EDGES_S2_NM[b + 1]
-        d = Mc[:, b, 1, 1:] - Mc[:, b, 0, 1:] * (Mc[:, b, 1, 0] / n)[:, None]
-        f += [np.abs(d[:, 2]) / (n * r), np.hypot(d[:, 0], d[:, 1]) / (n * r)]
-    a_in, c_in, c_mat = lev
-    contrast = max(c_in - c_mat, 0.03)
-    for b in range(6):
-        f += [L_rows[:, 2 * b + 1] / a_in, (L_rows[:, 2 * b] - c_mat) / contrast]
-    return np.column_stack(f).astype(np.float32)
+    """Stage2(xyz, z1, lev) of one set of rows."""
+    return Stage2(xyz, z1, lev)(L_rows, rows)

@@ -3,6 +3,8 @@ shells, one pass over a cell list of the partners. Queries are processed in cell
 locality) and returned in their own order. Cells whose lateral distance from the query already
 exceeds the outer radius are skipped, and each column of cells is cut to the z range the ball
 reaches, so a query visits about the ball's volume, not the cube around it."""
+import copy
+
 import numba as nb
 import numpy as np
 
@@ -39,10 +41,19 @@ class _Partners:
         self.cell = float(cell)
         p = self.ppos[self.order]
         self.px, self.py, self.pz = (np.ascontiguousarray(p[:, i]) for i in range(3))
-        qpos = np.ascontiguousarray(qpos, np.float64)
-        qc = np.floor((qpos - self.origin) / cell).astype(np.int64)
+        self._set_queries(qpos)
+
+    def _set_queries(self, qpos):
+        qpos = np.ascontiguousarray(qpos, np.float64).reshape(-1, 3)
+        qc = np.floor((qpos - self.origin) / self.cell).astype(np.int64)
         self.qorder = np.lexsort((qc[:, 2], qc[:, 1], qc[:, 0]))
         self.q = np.ascontiguousarray(qpos[self.qorder])
+
+    def with_queries(self, qpos) -> "_Partners":
+        """The same sorted partners (shared, not copied) for other queries."""
+        other = copy.copy(self)
+        other._set_queries(qpos)
+        return other
 
     def sorted(self, values):
         return np.ascontiguousarray(np.asarray(values)[self.order])
@@ -128,22 +139,35 @@ def _plane_sums(qpos, px, py, pz, ptype, ser, sei, fr, fi, start, origin, dims, 
                 Z[q, s, t] = complex(a_zr[s * 3 + t], a_zi[s * 3 + t])
 
 
+class PlaneSums:
+    """plane_sums of any queries around one set of partners of type 0/1/2 carrying the complex
+    superlattice and fundamental phasors, sorted into cells once (a scan's chunks of queries
+    share them): call with query positions for (cnt [q, s, 6], S [q, s, 6], F [q, s], Z [q, s, 3])."""
+
+    def __init__(self, ppos, ptype, superlattice, fundamental, edges, cells_per_r=4, partners=None):
+        self.edges = np.asarray(edges, np.float64)
+        self.cells_per_r = cells_per_r
+        self.P = partners or _Partners(np.zeros((0, 3)), ppos, self.edges[-1] / cells_per_r)
+        e, f = self.P.sorted(superlattice), self.P.sorted(fundamental)
+        self.values = (self.P.sorted(ptype).astype(np.int64), e.real.copy(), e.imag.copy(), f.real.copy(),
+                       f.imag.copy())
+
+    def __call__(self, qpos):
+        P = self.P.with_queries(qpos)
+        lut, scale, edges2 = _shell_lut(self.edges)
+        nq, ns = len(P.q), len(self.edges) - 1
+        cnt, S = np.zeros((nq, ns, 6)), np.zeros((nq, ns, 6), np.complex128)
+        F, Z = np.zeros((nq, ns), np.complex128), np.zeros((nq, ns, 3), np.complex128)
+        if nq and len(P.ppos):
+            _plane_sums(P.q, P.px, P.py, P.pz, *self.values, *P.grid[:3], P.cell, self.cells_per_r, lut, scale,
+                        edges2, cnt, S, F, Z)
+        return P.unsort(cnt, S, F, Z)
+
+
 def plane_sums(qpos, ppos, ptype, superlattice, fundamental, edges, cells_per_r=4, partners=None):
-    """Shell sums around each query of partners of type 0/1/2 carrying the complex superlattice
-    and fundamental phasors: (cnt [q, s, 6], S [q, s, 6], F [q, s], Z [q, s, 3]) (see _plane_sums).
-    `partners`: the _Partners of (qpos, ppos) built for these edges, reused across calls."""
-    edges = np.asarray(edges, np.float64)
-    P = partners or _Partners(qpos, ppos, edges[-1] / cells_per_r)
-    lut, scale, edges2 = _shell_lut(edges)
-    nq, ns = len(P.q), len(edges) - 1
-    cnt, S = np.zeros((nq, ns, 6)), np.zeros((nq, ns, 6), np.complex128)
-    F, Z = np.zeros((nq, ns), np.complex128), np.zeros((nq, ns, 3), np.complex128)
-    e, f = P.sorted(superlattice), P.sorted(fundamental)
-    if nq and len(P.ppos):
-        _plane_sums(P.q, P.px, P.py, P.pz, P.sorted(ptype).astype(np.int64), e.real.copy(), e.imag.copy(),
-                    f.real.copy(), f.imag.copy(), *P.grid[:3], P.cell, cells_per_r, lut, scale, edges2,
-                    cnt, S, F, Z)
-    return P.unsort(cnt, S, F, Z)
+    """PlaneSums of one set of queries. `partners`: a _Partners of ppos built for these edges,
+    reused across calls with other phasors."""
+    return PlaneSums(ppos, ptype, superlattice, fundamental, edges, cells_per_r, partners)(qpos)
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)
@@ -176,16 +200,29 @@ def _moments(qpos, px, py, pz, pv, start, origin, dims, cell, reach, lut, scale,
                     out[q, s, c, m] = acc[(s * nc + c) * 4 + m]
 
 
+class Moments:
+    """Zeroth and first moments of partner values per query and shell, [q, s, c, 4], for any
+    queries around one set of partners sorted into cells once."""
+
+    def __init__(self, ppos, values, edges, cells_per_r=3):
+        self.edges = np.asarray(edges, np.float64)
+        self.cells_per_r = cells_per_r
+        self.P = _Partners(np.zeros((0, 3)), ppos, self.edges[-1] / cells_per_r)
+        self.values = self.P.sorted(np.asarray(values, np.float64).reshape(len(self.P.ppos), -1))
+
+    def __call__(self, qpos):
+        P = self.P.with_queries(qpos)
+        lut, scale, edges2 = _shell_lut(self.edges)
+        out = np.zeros((len(P.q), len(self.edges) - 1, self.values.shape[1], 4))
+        if len(P.q) and len(P.ppos):
+            _moments(P.q, P.px, P.py, P.pz, self.values, *P.grid[:3], P.cell, self.cells_per_r, lut, scale, edges2,
+                     out)
+        return P.unsort(out)[0]
+
+
 def moments(qpos, ppos, values, edges, cells_per_r=3):
-    """Zeroth and first moments of partner values per query and shell: [q, s, c, 4]."""
-    edges = np.asarray(edges, np.float64)
-    values = np.asarray(values, np.float64).reshape(len(ppos), -1)
-    P = _Partners(qpos, ppos, edges[-1] / cells_per_r)
-    lut, scale, edges2 = _shell_lut(edges)
-    out = np.zeros((len(P.q), len(edges) - 1, values.shape[1], 4))
-    if len(P.q) and len(P.ppos):
-        _moments(P.q, P.px, P.py, P.pz, P.sorted(values), *P.grid[:3], P.cell, cells_per_r, lut, scale, edges2, out)
-    return P.unsort(out)[0]
+    """Moments of one set of queries: [q, s, c, 4]."""
+    return Moments(ppos, values, edges, cells_per_r)(qpos)
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)
