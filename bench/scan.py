@@ -152,7 +152,7 @@ def worker(pos, rng_path, sample: int):
         comm, pos, False, settings, lambda mq: ranges.label(mq) == ref, cfg["min_reference"],
         decomposition=cfg["decomposition"])
     t1 = time.perf_counter()
-    index, ref_pos, ref_ids = cube_inputs(local, ranges, settings)
+    index, ref_pos, ref_ids = cube_inputs(local.xyz.astype(np.float64), ranges.label(local.mq), ranges, settings)
     t_index = time.perf_counter() - t1
     rss_index = current_rss_mb()
     m, mine, min_ref = settings.cube_voxels, blocks[rank], max(cfg["min_reference"], 1)

@@ -99,10 +99,9 @@ def _prepare(args, comm):
     return cfg, settings, groups, model_dirs, cards, ranges
 
 
-def cube_inputs(local, ranges, settings: SDMSettings):
-    """What the cube maps of one rank need: the partner index, reference positions and ids."""
-    labels = ranges.label(local.mq)
-    pos = local.xyz.astype(np.float64)
+def cube_inputs(pos, labels, ranges, settings: SDMSettings):
+    """What the cube maps of one rank need from its ions (float64 positions, range labels): the
+    partner index, reference positions and ids."""
     ids = np.arange(len(pos))
     is_ref = labels == ranges.index(settings.pair[0])
     is_part = labels == ranges.index(settings.pair[1])
@@ -174,9 +173,9 @@ def scan(args, comm):
     if n_todo < n_layers:
         log.info("rank %d: %d of %d tile layers restored from %s", rank, n_layers - n_todo, n_layers, ckpt.dir)
 
-    index, ref_pos, ref_ids = cube_inputs(local, ranges, settings)
-    t1 = time.time()
     local_xyz, species = local.xyz.astype(np.float64), ranges.label(local.mq)
+    index, ref_pos, ref_ids = cube_inputs(local_xyz, species, ranges, settings)
+    t1 = time.time()
     ranged = species >= 0
     own = mine.owns(grid.index(local_xyz), grid.shape)
     field = planes.fit_field(comm, local_xyz, record_index, ranged, own, grid)
