@@ -137,7 +137,7 @@ def worker(pos, rng_path, sample: int):
     from apt_cnn_hpc.parallel.mpi import configure_tensorflow
     from apt_cnn_hpc.scan.budget import tile_voxels
     from apt_cnn_hpc.scan.decompose import distribute
-    from apt_cnn_hpc.scan.run import DEFAULT_MODEL, cube_inputs, scan_settings, selected_maps, tile_slices
+    from apt_cnn_hpc.scan.run import DEFAULT_MODEL, cube_inputs, scan_settings, selected_maps
     comm = comm_world()
     rank = comm.Get_rank()
     cfg, settings = scan_settings(None)
@@ -148,21 +148,22 @@ def worker(pos, rng_path, sample: int):
     t0 = time.perf_counter()
     ranges = read_ranges(rng_path)
     ref = ranges.index(settings.pair[0])
-    n_total, grid, blocks, local, _, _, n_ref, phases = distribute(
-        comm, pos, False, settings, lambda mq: ranges.label(mq) == ref, cfg["min_reference"],
-        decomposition=cfg["decomposition"])
+    dist = distribute(comm, pos, False, settings, lambda mq: ranges.label(mq) == ref, cfg["min_reference"],
+                      decomposition=cfg["decomposition"])
+    local, mine = dist.local, dist.blocks[rank]
     t1 = time.perf_counter()
     index, ref_pos, ref_ids = cube_inputs(local.xyz.astype(np.float64), ranges.label(local.mq), ranges, settings)
     t_index = time.perf_counter() - t1
     rss_index = current_rss_mb()
-    m, mine, min_ref = settings.cube_voxels, blocks[rank], max(cfg["min_reference"], 1)
-    tiles = mine.tiles(tile_voxels(cfg["memory_budget_mb"], len(local), n_ref.size, 3, cfg["batch"], settings.map_bins,
-                                   m), m)
+    m, min_ref = settings.cube_voxels, max(cfg["min_reference"], 1)
+    tiles = mine.tiles(tile_voxels(cfg["memory_budget_mb"], len(local), dist.block_ref.size, 3, cfg["batch"],
+                                   settings.map_bins, m), m)
     todo = {t: list(range(mine.lo[2], mine.hi[2])) for t in tiles}
-    n_sel = sum(int((n_ref[tile_slices(t, k, m)] >= min_ref).sum()) for t, ks in todo.items() for k in ks)
+    n_sel = int((dist.block_ref >= min_ref).sum())
     every = max(1, n_sel // sample)
     kept, n_maps, t1 = [], 0, time.perf_counter()
-    for _, _, sel, maps in selected_maps(index, ref_pos, ref_ids, grid, m, todo, n_ref, min_ref):
+    for _, _, sel, maps in selected_maps(index, ref_pos, ref_ids, dist.grid, m, todo, dist.block_ref, mine.lo,
+                                         min_ref):
         kept.append(maps[(n_maps + np.arange(len(sel))) % every == 0])
         n_maps += len(sel)
     t_maps = time.perf_counter() - t1
@@ -173,7 +174,7 @@ def worker(pos, rng_path, sample: int):
     t_inf = time.perf_counter() - t1
     rows = comm.gather({"rank": rank, "lo": mine.lo, "hi": mine.hi, "tiles": len(tiles),
                         "layers": len(tiles) * (mine.hi[2] - mine.lo[2]), "ions_with_halo": len(local),
-                        **{k: round(v, 2) for k, v in phases.items()}, "index_s": round(t_index, 2),
+                        **{k: round(v, 2) for k, v in dist.phases.items()}, "index_s": round(t_index, 2),
                         "cube_maps": n_maps, "maps_s": round(t_maps, 1),
                         "maps_per_s": round(n_maps / t_maps, 1), "inference_sample": len(sample_maps),
                         "inference_maps_per_s": round(len(sample_maps) / t_inf, 1),
@@ -181,7 +182,7 @@ def worker(pos, rng_path, sample: int):
                         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                         "wall_s": round(time.perf_counter() - t0, 1)})
     if rank == 0:
-        print(json.dumps({"ions": n_total, "grid": list(grid.shape), "ranks": rows}))
+        print(json.dumps({"ions": dist.n_total, "grid": list(dist.grid.shape), "ranks": rows}))
 
 
 SCALING_ASSUMPTIONS = (

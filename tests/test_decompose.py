@@ -84,3 +84,16 @@ def test_budget_sets_the_tile():
     column_mb = LAYERS_HELD * 150 * 150 * 4 / 2 ** 20
     left_mb = 3584 - BASE_MB - 64 * MB_PER_BATCH_MAP - (1_000_000 * BYTES_PER_ION + 10 ** 5 * 8 * 3) / 2 ** 20
     assert 0 <= left_mb - big * column_mb < column_mb
+
+
+def test_block_counts_equal_the_whole_grids():
+    """A rank counts its own block's references per cube: the whole grid's counts, cut out."""
+    from apt_cnn_hpc.sdm import cube_counts
+    shape = (23, 17, 30)
+    grid, n_ref, blocks = blocks_of(shape, 5)
+    rng = np.random.default_rng(4)
+    vox = rng.integers(0, shape, (20000, 3))
+    whole = cube_counts(grid, vox, M, full=True)
+    for b in blocks:
+        got = b.cube_counts(vox, shape, M)
+        np.testing.assert_array_equal(got, whole[tuple(slice(lo + M - 1, hi + M - 1) for lo, hi in zip(b.lo, b.hi))])

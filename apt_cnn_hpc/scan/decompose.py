@@ -12,12 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from ..parallel.mpi import allreduce_array, collective
+from ..parallel.mpi import allreduce_array, collective, reduce_array
 from ..io import Ions, ion_record_range, read_ions
 from ..io.ions import FORMATS
 from ..io.posfile import count_records
 from ..errors import InputError
 from ..sdm import VoxelGrid, cube_counts
+from ..sdm.voxel import box_sum_axis
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,19 @@ class Block:
         lo = np.maximum(self.lo, 0)
         hi = np.minimum(self.hi, shape)
         return np.all((vox >= lo) & (vox < hi), axis=1)
+
+    def cube_counts(self, vox: np.ndarray, shape, m: int) -> np.ndarray:
+        """Ions (voxel indices `vox`) per cube origin of the block, [hi - lo] (exact when the rank
+        holds the block's ions with halo): what a rank needs without the whole grid's counts."""
+        lo, hi = np.asarray(self.lo), np.asarray(self.hi)
+        wlo, whi = np.clip(lo, 0, shape), np.clip(hi + m - 1, 0, shape)
+        inside = np.all((vox >= wlo) & (vox < whi), axis=1)
+        n = np.maximum(whi - wlo, 0)
+        out = np.bincount(np.ravel_multi_index(tuple((vox[inside] - wlo).T), n), minlength=int(np.prod(n)))
+        out = out.reshape(n).astype(np.float64)
+        for axis in range(3):
+            out = box_sum_axis(out, np.arange(lo[axis], hi[axis]) - wlo[axis], m, axis)
+        return out
 
     def tiles(self, max_voxels: int, m: int) -> list:
         """The x-y ranges of cube origins ((i0, i1), (j0, j1)) the block is streamed in, as few as
@@ -154,12 +168,25 @@ def exchange(comm, ions: Ions, first: int, blocks: list) -> tuple[Ions, np.ndarr
     return Ions(np.ascontiguousarray(rec[:, :3]), np.ascontiguousarray(rec[:, 3])), index
 
 
+@dataclass
+class Distributed:
+    """A rank's share of the data set after the decomposition."""
+    n_total: int                # ions in the file
+    grid: VoxelGrid             # the whole data set's voxel grid
+    blocks: list                # one Block per rank
+    local: Ions                 # this rank's ions with halo, in record order
+    record_index: np.ndarray    # their record indices in the file
+    block_ref: np.ndarray       # reference ions per cube origin of this rank's block
+    ion_count: np.ndarray | None    # ions per voxel of the whole grid (root only, for the writer)
+    n_ref: np.ndarray | None        # reference ions per cube origin of the whole grid (root only)
+    phases: dict                # seconds per phase
+
+
 def distribute(comm, path, drop_invalid: bool, settings, is_reference, min_reference: int, halo_nm: float = 0.0,
-               decomposition: str = "blocks"):
-    """Read, decompose and exchange: (ions in the file, global grid, blocks, this rank's ions with
-    halo and their record indices, ion count per voxel and reference ions per cube origin of the
-    whole grid, seconds per phase). `is_reference(mq)`: the reference species' mask. The halo
-    reaches max(neighbour radius, halo_nm) beyond the voxels a block's cubes cover."""
+               decomposition: str = "blocks") -> Distributed:
+    """Read, decompose and exchange. `is_reference(mq)`: the reference species' mask. The halo
+    reaches max(neighbour radius, halo_nm) beyond the voxels a block's cubes cover. Whole-grid
+    counts are reduced to root only, which cuts the blocks; every rank counts its own block."""
     t = [time.perf_counter()]
     own = collective(comm, read_own_records, comm, path, drop_invalid)
     counts = comm.allgather(len(own))
@@ -170,14 +197,19 @@ def distribute(comm, path, drop_invalid: bool, settings, is_reference, min_refer
     grid = global_grid(comm, own, settings.voxel_nm)
     vox = grid.index(own.xyz.astype(np.float64))
     # per voxel, from the ions each rank read (each ion exactly once)
-    ion_count = allreduce_array(comm, cube_counts(grid, vox, 1, full=False))
+    ion_count = reduce_array(comm, cube_counts(grid, vox, 1, full=False))
     m = settings.cube_voxels
-    n_ref = allreduce_array(comm, cube_counts(grid, vox[is_reference(own.mq)], m, full=True))
+    n_ref = reduce_array(comm, cube_counts(grid, vox[is_reference(own.mq)], m, full=True))
     t.append(time.perf_counter())
-    blocks = decompose(n_ref, grid, m, comm.Get_size(), max(settings.neighbour_radius_nm, halo_nm), min_reference,
-                       AXES[decomposition])
+    blocks = None
+    if comm.Get_rank() == 0:
+        blocks = decompose(n_ref, grid, m, comm.Get_size(), max(settings.neighbour_radius_nm, halo_nm),
+                           min_reference, AXES[decomposition])
+    blocks = comm.bcast(blocks)
     t.append(time.perf_counter())
     local, index = exchange(comm, own, first, blocks)
     t.append(time.perf_counter())
+    block_ref = blocks[comm.Get_rank()].cube_counts(grid.index(local.xyz[is_reference(local.mq)].astype(np.float64)),
+                                                    grid.shape, m)
     phases = dict(zip(("read_s", "counts_s", "decompose_s", "exchange_s"), np.diff(t).tolist()))
-    return n_total, grid, blocks, local, index, ion_count, n_ref, phases
+    return Distributed(n_total, grid, blocks, local, index, block_ref, ion_count, n_ref, phases)

@@ -31,7 +31,7 @@ from ..sdm.voxel import box_sum_axis
 from . import planes
 from .checkpoint import Checkpoints
 from .ion_probability import ion_probability, missing_solutes
-from ..parallel.mpi import collective, reduce_array
+from ..parallel.mpi import collective
 from .budget import tile_voxels
 from .decompose import AXES, distribute
 from ..contracts.scan_file import write_scan
@@ -109,22 +109,35 @@ def cube_inputs(pos, labels, ranges, settings: SDMSettings):
     return index, pos[is_ref], ids[is_ref]
 
 
-def tile_slices(tile, kz: int, m: int) -> tuple:
-    """Index of a tile's cube z-layer kz in the cube-origin grid (whose index 0 is origin -(m-1))."""
+def tile_slices(tile, kz: int, lo) -> tuple:
+    """Index of a tile's cube z-layer kz in the arrays of its block (first cube origin `lo`)."""
     (i0, i1), (j0, j1) = tile
-    return slice(i0 + m - 1, i1 + m - 1), slice(j0 + m - 1, j1 + m - 1), kz + m - 1
+    return slice(i0 - lo[0], i1 - lo[0]), slice(j0 - lo[1], j1 - lo[1]), kz - lo[2]
 
 
-def selected_maps(index, ref_pos, ref_ids, grid, m: int, todo: dict, n_ref, min_ref: int):
+def selected_maps(index, ref_pos, ref_ids, grid, m: int, todo: dict, block_ref, lo, min_ref: int):
     """Yield (tile, kz, cube indices within the tile with >= min_ref references, their uint8 maps)
-    for the z-layers todo[tile] of each tile, streaming each tile's voxel layers."""
+    for the z-layers todo[tile] of each tile of the block (first cube origin `lo`, reference
+    counts block_ref), streaming each tile's voxel layers."""
     for tile, layers in todo.items():
         for kz, maps in cube_maps_by_layer(index, ref_pos, ref_ids, grid, m, full=True, z_origins=layers,
                                            xy_origins=tile):
-            sel = np.argwhere(n_ref[tile_slices(tile, kz, m)] >= max(min_ref, 1))
+            sel = np.argwhere(block_ref[tile_slices(tile, kz, lo)] >= max(min_ref, 1))
             # normalised 256 maps at a time: its float temporaries stay small
             yield tile, kz, sel, np.concatenate([to_uint8(maps[s[:, 0], s[:, 1]])
                                                  for s in np.split(sel, range(256, len(sel), 256))])
+
+
+def gather_blocks(comm, blocks, a, grid, m: int):
+    """The whole cube-origin grid of a per-block array [..., block] on root (None elsewhere): the
+    writer's copy; no other rank holds the whole grid."""
+    parts = comm.gather(a)
+    if comm.Get_rank() != 0:
+        return None
+    out = np.zeros(a.shape[:-3] + tuple(n + m - 1 for n in grid.shape), a.dtype)
+    for b, part in zip(blocks, parts):    # grid index = cube origin + m - 1
+        out[(..., *(slice(lo + m - 1, hi + m - 1) for lo, hi in zip(b.lo, b.hi)))] = part
+    return out
 
 
 def scan(args, comm):
@@ -135,13 +148,15 @@ def scan(args, comm):
     k_members = len(model_dirs)
     drop = bool(args.drop_invalid or cfg.get("drop_invalid", False))
     ref_species = ranges.index(settings.pair[0])
-    n_total, grid, blocks, local, record_index, ion_count, n_ref, phases = distribute(
-        comm, args.input, drop, settings, lambda mq: ranges.label(mq) == ref_species, cfg["min_reference"],
-        halo_nm=HALO_NM if cfg["per_ion"] else 0.0, decomposition=cfg["decomposition"])
+    dist = distribute(comm, args.input, drop, settings, lambda mq: ranges.label(mq) == ref_species,
+                      cfg["min_reference"], halo_nm=HALO_NM if cfg["per_ion"] else 0.0,
+                      decomposition=cfg["decomposition"])
+    n_total, grid, blocks, local, record_index, phases = (dist.n_total, dist.grid, dist.blocks, dist.local,
+                                                          dist.record_index, dist.phases)
     mine = blocks[rank]
     m = settings.cube_voxels
     budget_mb = float(getattr(args, "memory_budget", None) or cfg["memory_budget_mb"])
-    tiles = mine.tiles(tile_voxels(budget_mb, len(local), n_ref.size, k_members + 2, cfg["batch"],
+    tiles = mine.tiles(tile_voxels(budget_mb, len(local), dist.block_ref.size, k_members + 2, cfg["batch"],
                                    settings.map_bins, m), m)
     t_read = time.time() - t0
     log.info("rank %d: cube origins %s..%s in %d tiles, %d ions with halo (cost %.0f s), grid %s, %.1f s",
@@ -156,8 +171,9 @@ def scan(args, comm):
             "grid": [grid.origin_nm, grid.shape]}
     ckpt = Checkpoints(groups[0][0], meta, comm)
 
-    P = np.zeros((k_members,) + n_ref.shape, np.float64)   # cube probability per member (0: not evaluated)
-    E = np.zeros(n_ref.shape, np.float64)                  # 1 where evaluated
+    # this block's cube origins: probability per member (0: not evaluated), 1 where evaluated
+    P = np.zeros((k_members,) + dist.block_ref.shape, np.float64)
+    E = np.zeros(dist.block_ref.shape, np.float64)
     done = ckpt.done()
     todo = {}
     for tile in tiles:
@@ -165,7 +181,7 @@ def scan(args, comm):
             key = ckpt.key(tile, k)
             if key in done:
                 d = np.load(done[key])
-                P[(slice(None), *tile_slices(tile, k, m))], E[tile_slices(tile, k, m)] = d["p"], d["e"]
+                P[(slice(None), *tile_slices(tile, k, mine.lo))], E[tile_slices(tile, k, mine.lo)] = d["p"], d["e"]
             else:
                 todo.setdefault(tile, []).append(k)
     n_layers = len(tiles) * (mine.hi[2] - mine.lo[2])
@@ -206,7 +222,7 @@ def scan(args, comm):
         t_inf += time.time() - t2
         start = 0
         for tile, kz, sel, _ in pending:
-            sx, sy, iz = tile_slices(tile, kz, m)
+            sx, sy, iz = tile_slices(tile, kz, mine.lo)
             P[:, sx.start + sel[:, 0], sy.start + sel[:, 1], iz] = p[:, start:start + len(sel)]
             E[sx.start + sel[:, 0], sy.start + sel[:, 1], iz] = 1
             start += len(sel)
@@ -216,7 +232,7 @@ def scan(args, comm):
         pending.clear()
 
     t1 = time.time()
-    for item in selected_maps(index, ref_pos, ref_ids, grid, m, todo, n_ref, cfg["min_reference"]):
+    for item in selected_maps(index, ref_pos, ref_ids, grid, m, todo, dist.block_ref, mine.lo, cfg["min_reference"]):
         pending.append(item)
         t_maps += time.time() - t1
         if sum(len(x[2]) for x in pending) >= 4 * cfg["batch"]:
@@ -227,7 +243,7 @@ def scan(args, comm):
     log.info("rank %d: %d cubes evaluated in %d tile layers; maps %.1f s, inference %.1f s", rank, n_eval,
              n_todo, t_maps, t_inf)
 
-    P, E = reduce_array(comm, P), reduce_array(comm, E)
+    P, E = gather_blocks(comm, blocks, P, grid, m), gather_blocks(comm, blocks, E, grid, m)
     timings = {"read_exchange_s": t_read, **phases, "maps_s": t_maps, "inference_s": t_inf,
                "total_s": time.time() - t0, "cpu_s": time.process_time(), "cubes_evaluated": n_eval,
                "ions_with_halo": len(local),
@@ -241,6 +257,7 @@ def scan(args, comm):
             member_sums = box_sum_axis(member_sums, np.arange(n), m, axis + 1)
             window = box_sum_axis(window, np.arange(n), m, axis)
         evaluated = np.argwhere(E > 0)
+        n_ref = dist.n_ref
         skipped = int(np.count_nonzero((n_ref > 0) & (E == 0)))
         ox, oy, oz = grid.cube_origins(m, full=True)
         origins = np.stack([ox[evaluated[:, 0]], oy[evaluated[:, 1]], oz[evaluated[:, 2]]], axis=1)
@@ -265,7 +282,7 @@ def scan(args, comm):
                                           for d, c in zip(dirs, group_cards)] if len(dirs) > 1 else None,
                                 timings_per_rank=timings, decomposition=[b.__dict__ for b in blocks])
             write_scan(out, grid, {**voxels, "window_count": np.rint(window).astype(np.uint8),
-                                   "ion_count": np.rint(ion_count).astype(np.uint32),
+                                   "ion_count": np.rint(dist.ion_count).astype(np.uint32),
                                    "plane_visibility": visibility},
                        cubes, record, {"n_ions": n_total, "cubes_evaluated": len(evaluated),
                                        "cubes_skipped_few_references": skipped, "n_ranks": size,
