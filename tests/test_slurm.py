@@ -3,6 +3,7 @@
 Debian's slurm-wlm and munge are installed with apt-get when missing; the test skips (with the
 reason) where that is impossible. Settings follow docs/design.md section 5.
 """
+import json
 import os
 import re
 import shutil
@@ -143,9 +144,11 @@ def test_every_script_runs_on_a_real_slurm(slurm, small_specimen, tmp_path):
     assert (tmp_path / "model" / "model.keras").is_file() and (tmp_path / "model" / "model_card.json").is_file()
 
     _submit(slurm, "scan.sbatch", tmp_path, INPUT=f"{small_specimen}.pos", RANGE=f"{small_specimen}.rrng",
-            OUT="scan.h5")
+            OUT="scan.h5", MEMORY_BUDGET=2000)
     with h5py.File(tmp_path / "scan.h5") as f:
         assert f.attrs["n_ranks"] == 2 and f"precipitates/{f['precipitates'].attrs['default']}/ion_precipitate_id" in f
+        timings = json.loads(f["provenance"].attrs["json"])["timings_per_rank"]
+        assert [t["memory_budget_mb"] for t in timings] == [2000.0, 2000.0]
     assert (tmp_path / "scan_report" / "index.html").is_file()
 
     inbox = tmp_path / "inbox"
@@ -155,3 +158,22 @@ def test_every_script_runs_on_a_real_slurm(slurm, small_specimen, tmp_path):
     text = _submit(slurm, "reprocess.sbatch", tmp_path, INBOX=inbox, OUTBOX=tmp_path / "outbox")
     assert "1 done" in text
     assert (tmp_path / "outbox" / "run1" / "report" / "index.html").is_file()
+
+
+@pytest.mark.parametrize("slurm_env, budget", [({"SLURM_MEM_PER_CPU": "2048", "SLURM_CPUS_PER_TASK": "2"}, "3686"),
+                                               ({"SLURM_MEM_PER_NODE": "16000", "SLURM_NTASKS_PER_NODE": "4"}, "3600"),
+                                               ({"SLURM_MEM_PER_CPU": "2048", "MEMORY_BUDGET": "1000"}, "1000"),
+                                               ({}, None)])
+def test_scan_script_sets_the_memory_budget_from_the_allocation(tmp_path, slurm_env, budget):
+    """scan.sbatch hands the scan 90 % of the job's memory per task (or MEMORY_BUDGET) as its budget."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "apt-cnn").write_text(f'#!/bin/bash\necho "$@" >> {tmp_path}/calls\n')
+    (fake / "apt-cnn").chmod(0o755)
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "INPUT": "r.pos", "RANGE": "r.rrng", "SEGMENT": "0", "LAUNCH": " ",
+           "APT_CNN_VENV": str(tmp_path / "none"), **slurm_env}
+    proc = subprocess.run(["bash", str(REPO / "slurm" / "scan.sbatch")], env=env, cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    scan = [c for c in (tmp_path / "calls").read_text().splitlines() if c.startswith("scan ")][0].split()
+    assert (scan[scan.index("--memory-budget") + 1] if "--memory-budget" in scan else None) == budget
