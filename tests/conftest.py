@@ -59,7 +59,7 @@ def rank_scans(small_specimen, tmp_path_factory):
     d = tmp_path_factory.mktemp("rank_scans")
     out = {}
     for n in (1, 2, 3):
-        budget = ["--memory-budget", 1400] if n == 3 else []
+        budget = ["--memory-budget", 1100] if n == 3 else []
         proc = run_cli("scan", f"{small_specimen}.pos", "--range", f"{small_specimen}.rrng",
                        "--out", d / f"scan{n}.h5", d / f"scan{n}_table1.h5", *budget,
                        "--model", REPO / "models" / "default", REPO / "models" / "table1", ranks=n)

@@ -36,6 +36,12 @@ def test_same_result_for_1_2_3_ranks(scans):
             prov = json.loads(f["provenance"].attrs["json"])
             maps[n]["tiles"] = [t["tiles"] for t in prov["timings_per_rank"]]
             maps[n]["blocks"] = prov["decomposition"]
+            # no whole-grid reduction: all-reduces carry a few numbers, every rank sends root (the
+            # writer) its own results, in proportion to its ions, and the ion exchange its halo
+            for t in prov["timings_per_rank"]:
+                sent = t["bytes_sent"]
+                assert sent.get("Allreduce", 0) < 1000 and sent.get("bcast", 0) < 50_000, sent
+                assert sent.get("gather", 0) < 64 * t["ions_with_halo"], sent
     # 3 ranks: blocks cut across x or y as well as z, each streamed in several tiles (memory budget)
     assert min(maps[3]["tiles"]) > 1 and maps[1]["tiles"] == [1]
     assert any(b["lo"][a] > -3 for b in maps[3]["blocks"] for a in (0, 1))

@@ -72,21 +72,68 @@ def collective(comm, fn, *args, **kwargs):
     return out
 
 
-def reduce_array(comm, a, root: int = 0):
-    """Element-wise sum of a float64 array on root only (None elsewhere): the grids only the writer
-    needs are not duplicated on every rank."""
-    a = np.ascontiguousarray(a, dtype=np.float64)
-    out = np.empty_like(a) if comm.Get_rank() == root else None
-    comm.Reduce(a, out, op=_mpi().SUM, root=root)
-    return out
-
-
 def allreduce_array(comm, a, op=None):
     """Element-wise reduction of a float64 array over all ranks (buffer-based, no pickling)."""
     a = np.ascontiguousarray(a, dtype=np.float64)
     out = np.empty_like(a)
     comm.Allreduce(a, out, op=op or _mpi().SUM)
     return out
+
+
+def _nbytes(obj) -> int:
+    """Bytes of what a lower-case (pickling) call sends: arrays by size, containers by their items."""
+    if obj is None:
+        return 0
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(o) for o in obj)
+    import pickle
+    return len(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+class CountingComm:
+    """A communicator that counts the bytes this rank sends to others (`sent`, per operation), for
+    the scan's record of its communication; everything else goes to the wrapped communicator."""
+
+    def __init__(self, comm):
+        self._comm = comm
+        self.sent = {}
+
+    def __getattr__(self, name):
+        return getattr(self._comm, name)
+
+    def _add(self, op: str, n: int):
+        self.sent[op] = self.sent.get(op, 0) + int(n)
+
+    def bcast(self, obj, root=0):
+        if self._comm.Get_rank() == root:
+            self._add("bcast", _nbytes(obj) * (self._comm.Get_size() - 1))
+        return self._comm.bcast(obj, root=root)
+
+    def gather(self, obj, root=0):
+        if self._comm.Get_rank() != root:
+            self._add("gather", _nbytes(obj))
+        return self._comm.gather(obj, root=root)
+
+    def scatter(self, objs, root=0):
+        if self._comm.Get_rank() == root:
+            self._add("scatter", sum(_nbytes(o) for i, o in enumerate(objs) if i != root))
+        return self._comm.scatter(objs, root=root)
+
+    def allgather(self, obj):
+        self._add("allgather", _nbytes(obj) * (self._comm.Get_size() - 1))
+        return self._comm.allgather(obj)
+
+    def Allreduce(self, send, recv, op=None):
+        self._add("Allreduce", np.asarray(send).nbytes)
+        return self._comm.Allreduce(send, recv, op=op or _mpi().SUM)
+
+    def Alltoallv(self, send, recv):
+        buf, (counts, _), _ = send
+        mine = self._comm.Get_rank()
+        self._add("Alltoallv", sum(int(c) for i, c in enumerate(counts) if i != mine) * np.asarray(buf).itemsize)
+        return self._comm.Alltoallv(send, recv)
 
 
 def _mpi():

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from ..parallel.mpi import allreduce_array, collective, reduce_array
+from ..parallel.mpi import allreduce_array, collective
 from ..io import Ions, ion_record_range, read_ions
 from ..io.ions import FORMATS
 from ..io.posfile import count_records
 from ..errors import InputError
-from ..sdm import VoxelGrid, cube_counts
+from ..sdm import VoxelGrid
 from ..sdm.voxel import box_sum_axis
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,12 @@ class Block:
 
     def owns(self, vox: np.ndarray, shape) -> np.ndarray:
         """Which voxel indices [n, 3] are this block's (every voxel of the grid is one block's)."""
-        lo = np.maximum(self.lo, 0)
-        hi = np.minimum(self.hi, shape)
+        lo, hi = self.voxels(shape)
         return np.all((vox >= lo) & (vox < hi), axis=1)
+
+    def voxels(self, shape) -> tuple:
+        """(first, one past the last) voxel index per axis of the voxels the block owns."""
+        return np.clip(self.lo, 0, shape), np.clip(self.hi, 0, shape)
 
     def cube_counts(self, vox: np.ndarray, shape, m: int) -> np.ndarray:
         """Ions (voxel indices `vox`) per cube origin of the block, [hi - lo] (exact when the rank
@@ -168,6 +171,28 @@ def exchange(comm, ions: Ions, first: int, blocks: list) -> tuple[Ions, np.ndarr
     return Ions(np.ascontiguousarray(rec[:, :3]), np.ascontiguousarray(rec[:, 3])), index
 
 
+def gather_boxes(comm, part: np.ndarray, lo, shape, lead: tuple = ()):
+    """The whole grid `shape` on root (None elsewhere), assembled from each rank's box [..., box]
+    starting at grid index `lo`: the serial writer's copy, which no other rank holds."""
+    parts = comm.gather((tuple(int(v) for v in lo), part))
+    if comm.Get_rank() != 0:
+        return None
+    out = np.zeros(tuple(lead) + tuple(shape), part.dtype)
+    for start, a in parts:
+        out[(..., *(slice(b, b + n) for b, n in zip(start, a.shape[-3:])))] = a
+    return out
+
+
+def root_counts(comm, flat: np.ndarray, shape) -> np.ndarray | None:
+    """Per-voxel counts of the flat voxel indices every rank holds, on root only; ranks send their
+    occupied voxels and counts, not a whole grid."""
+    parts = comm.gather(np.unique(flat, return_counts=True))
+    if comm.Get_rank() != 0:
+        return None
+    n = int(np.prod(shape))
+    return sum(np.bincount(u, c, minlength=n) for u, c in parts).reshape(shape).astype(np.float64)
+
+
 @dataclass
 class Distributed:
     """A rank's share of the data set after the decomposition."""
@@ -195,14 +220,17 @@ def distribute(comm, path, drop_invalid: bool, settings, is_reference, min_refer
         raise InputError(path, "no ions")
     t.append(time.perf_counter())
     grid = global_grid(comm, own, settings.voxel_nm)
-    vox = grid.index(own.xyz.astype(np.float64))
-    # per voxel, from the ions each rank read (each ion exactly once)
-    ion_count = reduce_array(comm, cube_counts(grid, vox, 1, full=False))
+    # per voxel, from the ions each rank read (each ion exactly once, every one inside the grid)
+    flat = np.ravel_multi_index(tuple(grid.index(own.xyz.astype(np.float64)).T), grid.shape)
+    ion_count = root_counts(comm, flat, grid.shape)
+    ref_count = root_counts(comm, flat[is_reference(own.mq)], grid.shape)
     m = settings.cube_voxels
-    n_ref = reduce_array(comm, cube_counts(grid, vox[is_reference(own.mq)], m, full=True))
     t.append(time.perf_counter())
-    blocks = None
+    blocks = n_ref = None
     if comm.Get_rank() == 0:
+        n_ref = ref_count
+        for axis, starts in enumerate(grid.cube_origins(m, full=True)):
+            n_ref = box_sum_axis(n_ref, starts, m, axis)
         blocks = decompose(n_ref, grid, m, comm.Get_size(), max(settings.neighbour_radius_nm, halo_nm),
                            min_reference, AXES[decomposition])
     blocks = comm.bcast(blocks)

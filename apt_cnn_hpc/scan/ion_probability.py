@@ -5,7 +5,7 @@ Each rank classifies the ions of its own voxels (its block). Their stage-2 featu
 logits of every ion within 1.5 nm, whose stage-1 features read ranged neighbours within 2 nm: the
 scan's halo reaches HALO_NM (3.5 nm) beyond a rank's voxels. What the features normalise by is the
 data set's, made the same on every rank: the plane field (scan/planes.py), the partner-type counts
-(an integer allreduce), the local plane offset from the scan's global voxel phasor sums, and the
+(an integer allreduce), the local plane offset from the scan's voxel phasor sums (smoothed on root, each rank sent its tiles), and the
 stage-2 levels (medians of samples gathered from every rank: a median does not depend on their
 order). Neighbour sums run over cell lists anchored on multiples of the cell and in record order,
 and the network's rows do not depend on their batch, so 1, 2 and 3 ranks give the same labels."""
@@ -31,28 +31,35 @@ def missing_solutes(model_dir, ranges) -> list:
     return [s for s in load_ion_card(model_dir)["solutes"] if s not in ranges.ion_names]
 
 
-def global_offset(comm, voxel_sums, grid, ranged_xyz, field) -> OffsetField:
-    """The local plane offset of the whole data set from the voxel phasor sums (voxel_sums: [3, grid]
-    ions, sum cos psi, sum sin psi of the ranged ions), tiled as lattice.local_offset tiles."""
+def global_offset(comm, voxel_sums, grid, ranged_xyz, field, boxes: list) -> OffsetField:
+    """This rank's part (its box of `boxes`) of the local plane offset of the whole data set, made
+    on root from the voxel phasor sums (voxel_sums: [3, grid] ions, sum cos psi, sum sin psi of the
+    ranged ions, root only) tiled as lattice.local_offset tiles: the Gaussian smoothing reaches
+    further than any halo, so root smooths and sends each rank the tiles its ions need."""
     lo = allreduce_array(comm, ranged_xyz.min(0) if len(ranged_xyz) else np.full(3, np.inf), MPI.MIN)
     hi = allreduce_array(comm, ranged_xyz.max(0) if len(ranged_xyz) else np.full(3, -np.inf), MPI.MAX)
-    origin = tile_origin(lo)
-    shape = tile_shape(origin, hi)
-    axes = [grid.origin_nm[a] + (np.arange(grid.shape[a]) + 0.5) * grid.voxel_nm for a in range(3)]
-    centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    sums = tile_sums(centres, voxel_sums[1].ravel(), voxel_sums[2].ravel(), origin, shape)
-    return OffsetField.from_sums(sums, origin, int(round(voxel_sums[0].sum())), hi - lo, field.coherence)
+    crops = None
+    if comm.Get_rank() == 0:
+        origin = tile_origin(lo)
+        shape = tile_shape(origin, hi)
+        axes = [grid.origin_nm[a] + (np.arange(grid.shape[a]) + 0.5) * grid.voxel_nm for a in range(3)]
+        centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+        sums = tile_sums(centres, voxel_sums[1].ravel(), voxel_sums[2].ravel(), origin, shape)
+        whole = OffsetField.from_sums(sums, origin, int(round(voxel_sums[0].sum())), hi - lo, field.coherence)
+        crops = [whole.crop(b_lo, b_hi) for b_lo, b_hi in boxes]
+    return comm.scatter(crops)
 
 
 def ion_probability(comm, model_dir, local_xyz, record_index, species, ranges, own, grid, field, voxel_sums,
-                    n_total: int):
-    """Calibrated P(L1_2) of every ion of the file, in record order, on root (None elsewhere)."""
+                    boxes: list, n_total: int):
+    """Calibrated P(L1_2) of every ion of the file, in record order, on root (None elsewhere).
+    voxel_sums: the voxel phasor sums on root; boxes: each rank's (lo_nm, hi_nm) of ions."""
     card, stage1_models, stage2_model = load_ion_models(model_dir)
     types = partner_types(species, [ranges.index(s) for s in card["solutes"]])
     ranged = types >= 0
     counts = allreduce_array(comm, np.bincount(types[own & ranged], minlength=3)[:3].astype(np.int64))
     ctx = context_of_counts(counts, field.coherence)
-    offset = global_offset(comm, voxel_sums, grid, local_xyz[own & ranged], field)
+    offset = global_offset(comm, voxel_sums, grid, local_xyz[own & ranged], field, boxes)
 
     # the ions whose stage-1 logits the own ions' stage-2 features read: the own voxels' box + 1.5 nm
     query = np.zeros(0, np.int64)

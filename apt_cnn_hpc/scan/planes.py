@@ -1,13 +1,13 @@
 """The scan's view of the lattice planes: one plane field fitted to a bounded central block (the
 same ions in the same order for any number of ranks), the tilt warning, and the per-voxel plane
-visibility (sdm/visibility.py) summed by the rank that owns each voxel layer."""
+visibility (sdm/visibility.py) summed by the rank that owns each voxel."""
 import logging
 
 import numpy as np
 
-from ..parallel.mpi import allreduce_array
 from ..sdm.lattice import PlaneField, fit_plane_field
 from ..sdm.visibility import phasor_sums, plane_visibility
+from .decompose import gather_boxes
 
 log = logging.getLogger(__name__)
 BLOCK_NM = 16.0          # side of the central block the plane field is fitted to (bounds its cost)
@@ -40,11 +40,13 @@ def fit_field(comm, local_xyz, index, ranged, mine, grid) -> PlaneField:
     return comm.bcast(field)
 
 
-def visibility(comm, local_xyz, ranged, mine, grid, field: PlaneField):
-    """(voxel phasor sums of the whole grid on every rank, per-voxel plane visibility on root
-    (None elsewhere))."""
-    sel = mine & ranged
-    pos = local_xyz[sel]
-    flat = np.ravel_multi_index(tuple(grid.index(pos).T), grid.shape)
-    sums = allreduce_array(comm, phasor_sums(grid.shape, flat, field.phase(pos)))
-    return sums, (plane_visibility(sums) if comm.Get_rank() == 0 else None)
+def visibility(comm, local_xyz, ranged, mine, grid, first_voxel, field: PlaneField):
+    """(voxel phasor sums of the whole grid, per-voxel plane visibility) on root (None elsewhere):
+    each rank sums the ions of its own voxels (`mine`, from grid index `first_voxel`), which root
+    places into the whole grid; the visibility windows reach 13 nm, beyond any halo."""
+    pos = local_xyz[mine & ranged]
+    vox = grid.index(pos) - first_voxel
+    shape = tuple(int(v) for v in (vox.max(0) + 1 if len(vox) else np.zeros(3, int)))
+    part = phasor_sums(shape, np.ravel_multi_index(tuple(vox.T), shape), field.phase(pos))
+    sums = gather_boxes(comm, part, first_voxel, grid.shape, (3,))
+    return sums, (plane_visibility(sums) if sums is not None else None)

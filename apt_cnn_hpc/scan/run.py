@@ -22,7 +22,7 @@ from ..sdm.ion_features import HALO_NM
 from ..model.ensemble import combined_sha256, member_dirs
 from ..model.predict import PRECISIONS, Predictor
 from ..parallel import is_root, progress
-from ..parallel.mpi import configure_tensorflow
+from ..parallel.mpi import CountingComm, configure_tensorflow
 from ..provenance import provenance
 from ..sdm import PartnerIndex, SDMSettings, cube_maps_by_layer
 from ..sdm.normalise import to_uint8
@@ -33,7 +33,7 @@ from .checkpoint import Checkpoints
 from .ion_probability import ion_probability, missing_solutes
 from ..parallel.mpi import collective
 from .budget import tile_voxels
-from .decompose import AXES, distribute
+from .decompose import AXES, distribute, gather_boxes
 from ..contracts.scan_file import write_scan
 
 log = logging.getLogger(__name__)
@@ -128,18 +128,6 @@ def selected_maps(index, ref_pos, ref_ids, grid, m: int, todo: dict, block_ref, 
                                                  for s in np.split(sel, range(256, len(sel), 256))])
 
 
-def gather_blocks(comm, blocks, a, grid, m: int):
-    """The whole cube-origin grid of a per-block array [..., block] on root (None elsewhere): the
-    writer's copy; no other rank holds the whole grid."""
-    parts = comm.gather(a)
-    if comm.Get_rank() != 0:
-        return None
-    out = np.zeros(a.shape[:-3] + tuple(n + m - 1 for n in grid.shape), a.dtype)
-    for b, part in zip(blocks, parts):    # grid index = cube origin + m - 1
-        out[(..., *(slice(lo + m - 1, hi + m - 1) for lo, hi in zip(b.lo, b.hi)))] = part
-    return out
-
-
 def scan(args, comm):
     rank, size = comm.Get_rank(), comm.Get_size()
     t0 = time.time()
@@ -195,13 +183,13 @@ def scan(args, comm):
     ranged = species >= 0
     own = mine.owns(grid.index(local_xyz), grid.shape)
     field = planes.fit_field(comm, local_xyz, record_index, ranged, own, grid)
-    voxel_sums, visibility = planes.visibility(comm, local_xyz, ranged, own, grid, field)
+    voxel_sums, visibility = planes.visibility(comm, local_xyz, ranged, own, grid, mine.voxels(grid.shape)[0], field)
     phases["planes_s"] = time.time() - t1
     per_ion = None
     if cfg["per_ion"]:
         t1 = time.time()
         per_ion = ion_probability(comm, cfg["ion_model"], local_xyz, record_index, species, ranges, own,
-                                  grid, field, voxel_sums, n_total)
+                                  grid, field, voxel_sums, [(b.box_lo_nm, b.box_hi_nm) for b in blocks], n_total)
         phases["per_ion_s"] = time.time() - t1
 
     configure_tensorflow(comm)
@@ -243,11 +231,12 @@ def scan(args, comm):
     log.info("rank %d: %d cubes evaluated in %d tile layers; maps %.1f s, inference %.1f s", rank, n_eval,
              n_todo, t_maps, t_inf)
 
-    P, E = gather_blocks(comm, blocks, P, grid, m), gather_blocks(comm, blocks, E, grid, m)
+    cube_grid, at = tuple(n + m - 1 for n in grid.shape), np.asarray(mine.lo) + m - 1   # grid index = origin + m - 1
+    P, E = gather_boxes(comm, P, at, cube_grid, (k_members,)), gather_boxes(comm, E, at, cube_grid)
     timings = {"read_exchange_s": t_read, **phases, "maps_s": t_maps, "inference_s": t_inf,
                "total_s": time.time() - t0, "cpu_s": time.process_time(), "cubes_evaluated": n_eval,
                "ions_with_halo": len(local),
-               "tiles": len(tiles), "memory_budget_mb": budget_mb,
+               "tiles": len(tiles), "memory_budget_mb": budget_mb, "bytes_sent": dict(getattr(comm, "sent", {})),
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     timings = comm.gather(timings)
     if is_root(comm):
@@ -303,4 +292,4 @@ def scan(args, comm):
 
 def run(args):
     from ..parallel import comm_world
-    scan(args, comm_world())
+    scan(args, CountingComm(comm_world()))

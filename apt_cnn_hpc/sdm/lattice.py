@@ -150,6 +150,13 @@ class OffsetField:
         parts = [ndimage.gaussian_filter(part, smooth_nm / TILE_NM, mode="nearest") for part in (sums.real, sums.imag)]
         return cls(np.asarray(origin, np.float64), parts[0] + 1j * parts[1])
 
+    def crop(self, lo_nm, hi_nm) -> "OffsetField":
+        """The tiles positions in [lo_nm, hi_nm) interpolate between, with their origin: `at` gives
+        the same bits there (tile corners are multiples of the tile, so offsets stay exact)."""
+        i0 = np.clip(np.floor((np.asarray(lo_nm) - self.origin) / TILE_NM).astype(int) - 1, 0, self.tiles.shape)
+        i1 = np.clip(np.floor((np.asarray(hi_nm) - self.origin) / TILE_NM).astype(int) + 2, i0, self.tiles.shape)
+        return OffsetField(self.origin + i0 * TILE_NM, self.tiles[tuple(slice(a, b) for a, b in zip(i0, i1))].copy())
+
     def at(self, pos) -> np.ndarray:
         """exp(i psi0) at positions [n, 3], linearly interpolated between tile centres."""
         from scipy import ndimage
