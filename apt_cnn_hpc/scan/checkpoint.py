@@ -1,10 +1,9 @@
 """Restart support: one small file per finished cube z-layer of a tile, next to the output.
 
-The files are keyed by cube z-origin and the tile's x-y cube origins, not by rank, so a restart
-with another number of ranks reuses every layer of a tile it cuts the same way (z-slabs of the same
-cross-section; the same decomposition always). `meta.json` holds the hashes of input, ranges, config and model; a run with any
-of them changed starts afresh.
-"""
+The files are keyed by cube z-origin and the tile's x-y cube origins, not by rank, so a restart with
+another number of ranks reuses every layer of a tile it cuts the same way (z-slabs of the same
+cross-section; the same decomposition always). `meta.json` holds the hashes of input, ranges, config
+and model; a run with any of them changed starts afresh."""
 import json
 import shutil
 from pathlib import Path

@@ -5,10 +5,11 @@ Each rank classifies the ions of its own voxels (its block). Their stage-2 featu
 logits of every ion within 1.5 nm, whose stage-1 features read ranged neighbours within 2 nm: the
 scan's halo reaches HALO_NM (3.5 nm) beyond a rank's voxels. What the features normalise by is the
 data set's, made the same on every rank: the plane field (scan/planes.py), the partner-type counts
-(an integer allreduce), the local plane offset from the scan's voxel phasor sums (smoothed on root, each rank sent its tiles), and the
-stage-2 levels (medians of samples gathered from every rank: a median does not depend on their
-order). Neighbour sums run over cell lists anchored on multiples of the cell and in record order,
-and the network's rows do not depend on their batch, so 1, 2 and 3 ranks give the same labels."""
+(an integer allreduce), the local plane offset from the scan's voxel phasor sums (smoothed on root,
+each rank sent its tiles), and the stage-2 levels (medians of samples gathered from every rank: a
+median does not depend on their order). Neighbour sums run over cell lists anchored on multiples of
+the cell and in record order, and the network's rows do not depend on their batch, so 1, 2 and 3
+ranks give the same labels."""
 import logging
 
 import numpy as np

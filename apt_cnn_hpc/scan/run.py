@@ -106,6 +106,8 @@ def cube_inputs(pos, labels, ranges, settings: SDMSettings):
     is_ref = labels == ranges.index(settings.pair[0])
     is_part = labels == ranges.index(settings.pair[1])
     index = PartnerIndex(pos[is_part], ids[is_part], settings)
+    if settings.pair[0] == settings.pair[1]:     # the same ions: share the index's copies
+        return index, index.pos, index.ids
     return index, pos[is_ref], ids[is_ref]
 
 
@@ -139,16 +141,18 @@ def scan(args, comm):
     dist = distribute(comm, args.input, drop, settings, lambda mq: ranges.label(mq) == ref_species,
                       cfg["min_reference"], halo_nm=HALO_NM if cfg["per_ion"] else 0.0,
                       decomposition=cfg["decomposition"])
-    n_total, grid, blocks, local, record_index, phases = (dist.n_total, dist.grid, dist.blocks, dist.local,
-                                                          dist.record_index, dist.phases)
+    n_total, grid, blocks, record_index, phases = dist.n_total, dist.grid, dist.blocks, dist.record_index, dist.phases
+    # from here on positions in float64 and range labels, not the float32 records
+    local_xyz, species = dist.local.xyz.astype(np.float64), ranges.label(dist.local.mq)
+    dist.local = None
     mine = blocks[rank]
     m = settings.cube_voxels
     budget_mb = float(getattr(args, "memory_budget", None) or cfg["memory_budget_mb"])
-    tiles = mine.tiles(tile_voxels(budget_mb, len(local), dist.block_ref.size, k_members + 2, cfg["batch"],
+    tiles = mine.tiles(tile_voxels(budget_mb, len(local_xyz), dist.block_ref.size, k_members + 2, cfg["batch"],
                                    settings.map_bins, m), m)
     t_read = time.time() - t0
     log.info("rank %d: cube origins %s..%s in %d tiles, %d ions with halo (cost %.0f s), grid %s, %.1f s",
-             rank, mine.lo, mine.hi, len(tiles), len(local), mine.weight / 1000, grid.shape, t_read)
+             rank, mine.lo, mine.hi, len(tiles), len(local_xyz), mine.weight / 1000, grid.shape, t_read)
 
     hashes = None
     if rank == 0:
@@ -177,7 +181,6 @@ def scan(args, comm):
     if n_todo < n_layers:
         log.info("rank %d: %d of %d tile layers restored from %s", rank, n_layers - n_todo, n_layers, ckpt.dir)
 
-    local_xyz, species = local.xyz.astype(np.float64), ranges.label(local.mq)
     index, ref_pos, ref_ids = cube_inputs(local_xyz, species, ranges, settings)
     t1 = time.time()
     ranged = species >= 0
@@ -235,7 +238,7 @@ def scan(args, comm):
     P, E = gather_boxes(comm, P, at, cube_grid, (k_members,)), gather_boxes(comm, E, at, cube_grid)
     timings = {"read_exchange_s": t_read, **phases, "maps_s": t_maps, "inference_s": t_inf,
                "total_s": time.time() - t0, "cpu_s": time.process_time(), "cubes_evaluated": n_eval,
-               "ions_with_halo": len(local),
+               "ions_with_halo": len(local_xyz),
                "tiles": len(tiles), "memory_budget_mb": budget_mb, "bytes_sent": dict(getattr(comm, "sent", {})),
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     timings = comm.gather(timings)
