@@ -187,9 +187,10 @@ def worker(pos, rng_path, sample: int):
 
 SCALING_ASSUMPTIONS = (
     "one core per rank at this machine's per-rank rates; read and exchange rates per rank hold at "
-    "scale (a parallel file system and a network that keep up); cubes, ions and layers spread evenly "
-    "over z-slabs; each slab also holds (cube - stride) + radius = 4.5 nm of halo ions on either side, "
-    "so slabs thinner than ~9 nm hold more halo than own ions and a 2-D decomposition is due")
+    "scale (a parallel file system and a network that keep up); cubes, ions and tile layers spread "
+    "evenly over z-slabs (the tip's longest axis, where the bisection cuts first); each slab also holds "
+    "(cube - stride) + radius = 4.5 nm of halo ions on either side; slabs thinner than ~9 nm hold more "
+    "halo than own ions, where the scan cuts across x and y too, which this model leaves out")
 
 
 def current_rss_mb() -> float:
