@@ -1,8 +1,8 @@
-"""Scale-out benchmark of the scan (issue 15), measured in one run (prints JSON):
-per specimen and rank count, each rank's peak RSS, ions with halo, tiles, CPU seconds and the
-seconds of its decomposed work (cube maps + inference, per-ion pass); then the peak RSS per rank
-as a share of the 1-rank peak, the imbalance max/mean of each rank's CPU seconds, and whether the
-voxel map and the per-ion probabilities equal the 1-rank run's.
+"""Scale-out benchmark of the scan (issue 15), measured in one run (prints JSON): per specimen and rank
+count, each rank's peak RSS, ions with halo, tiles, CPU seconds, the seconds of its decomposed work
+(cube maps + inference, per-ion pass) and the MB it sent per MPI operation; then the peak RSS per
+rank as a share of the 1-rank peak, the imbalance max/mean of each rank's CPU seconds, and whether
+the voxel map and the per-ion probabilities equal the 1-rank run's.
 
   python bench/scale.py                      section 60x60x12 nm, cone (12 deg), needle 20x20x200 nm
   python bench/scale.py --cases section --ranks 1 2 4 --budgets 3584 1000000
@@ -40,7 +40,8 @@ def per_rank(path) -> tuple:
         ions = f["ions/l12_probability"][:] if "ions/l12_probability" in f else None
     rows = [{"peak_rss_mb": round(t["peak_rss_mb"]), "ions_with_halo": t["ions_with_halo"], "tiles": t["tiles"],
              "cpu_s": round(t["cpu_s"], 1), "maps_inference_s": round(t["maps_s"] + t["inference_s"], 1),
-             "per_ion_s": round(t.get("per_ion_s", 0.0), 1), "total_s": round(t["total_s"], 1)}
+             "per_ion_s": round(t.get("per_ion_s", 0.0), 1), "total_s": round(t["total_s"], 1),
+             "sent_mb": {op: round(n / 1e6, 3) for op, n in t["bytes_sent"].items()}}
             for t in prov["timings_per_rank"]]
     return rows, ps, ions, prov["decomposition"]
 

@@ -318,7 +318,8 @@ def main():
                 positions = int(np.prod([s + 3 for s in f["voxels/probability_sum"].shape]))
             res[n] = {"wall_s": round(wall, 1), "cubes_evaluated": cubes,
                       "cubes_per_s": round(cubes / wall, 1),
-                      "per_rank": [{k: round(v, 1) for k, v in t.items()} for t in prov["timings_per_rank"]]}
+                      "per_rank": [{k: round(v, 1) if isinstance(v, float) else v for k, v in t.items()}
+                                   for t in prov["timings_per_rank"]]}
         naive = naive_seconds_per_cube(d / "s.pos", d / "s.rrng")
     maps_s_1 = res[1]["per_rank"][0]["maps_s"]
     rates, flops = inference_rates()

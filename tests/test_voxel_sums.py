@@ -25,50 +25,46 @@ def test_kernel_equals_brute_force(rng):
     assert z[0].sum() == keep.sum()  # every pair in the sphere lands in the z-SDM
 
 
-def test_voxel_sum_cubes_equal_naive_cubes():
+def al_block(seed):
+    """The Al atoms of a simulated 3.5 nm L1_2 block: (partner index, positions, ids, grid, m)."""
     s = SDMSettings()
     pos, spec, names, _ = simulate_block(load_structure("l12_al3limg"), BlockParams(Instrument(0.5, 0.3, 0.03)),
-                                      3.5, np.random.default_rng(2))
+                                      3.5, np.random.default_rng(seed))
     al = spec == names.index("Al")
-    ids = np.arange(len(pos))
-    idx = PartnerIndex(pos[al], ids[al], s)
-    grid = VoxelGrid.covering(pos[al], s.voxel_nm)
-    m = s.cube_voxels
+    pos, ids = pos[al], np.arange(len(pos))[al]
+    return PartnerIndex(pos, ids, s), pos, ids, VoxelGrid.covering(pos, s.voxel_nm), s.cube_voxels
+
+
+def test_voxel_sum_cubes_equal_naive_cubes():
+    idx, pos, ids, grid, m = al_block(2)
     ox, oy, oz = grid.cube_origins(m, full=True)
     seen = checked = 0
-    for kz, maps in cube_maps_by_layer(idx, pos[al], ids[al], grid, m, full=True):
+    for kz, maps in cube_maps_by_layer(idx, pos, ids, grid, m, full=True):
         assert maps.shape[:2] == (len(ox), len(oy))
         for a in range(0, len(ox), 2):
             for b in range(0, len(oy), 3):
-                want = naive_cube_map(idx, pos[al], ids[al], grid, (ox[a], oy[b], kz), m)
+                want = naive_cube_map(idx, pos, ids, grid, (ox[a], oy[b], kz), m)
                 np.testing.assert_array_equal(maps[a, b], want)
                 checked += 1
                 seen += want.sum() > 0
     assert checked > 100 and seen > 50
     # the full set of cubes counts every reference atom m**3 times
-    total = sum(maps.sum() for _, maps in cube_maps_by_layer(idx, pos[al], ids[al], grid, m))
-    single, _ = idx.histograms(pos[al], ids[al], np.zeros(al.sum(), np.int64), 1)
+    total = sum(maps.sum() for _, maps in cube_maps_by_layer(idx, pos, ids, grid, m))
+    single, _ = idx.histograms(pos, ids, np.zeros(len(pos), np.int64), 1)
     assert total == m ** 3 * single.sum()
 
 
 def test_tile_cube_maps_equal_the_whole_grids():
     """A tile of cube origins (the scan's unit of memory) histograms only the voxels its cubes
     cover and gives the same maps as the whole grid, at the grid's edges and inside."""
-    s = SDMSettings()
-    pos, spec, names, _ = simulate_block(load_structure("l12_al3limg"), BlockParams(Instrument(0.5, 0.3, 0.03)),
-                                      3.5, np.random.default_rng(3))
-    al = spec == names.index("Al")
-    ids = np.arange(len(pos))
-    idx = PartnerIndex(pos[al], ids[al], s)
-    grid = VoxelGrid.covering(pos[al], s.voxel_nm)
-    m = s.cube_voxels
+    idx, pos, ids, grid, m = al_block(3)
     ox, oy, oz = grid.cube_origins(m, full=True)
-    whole = dict(cube_maps_by_layer(idx, pos[al], ids[al], grid, m, full=True))
+    whole = dict(cube_maps_by_layer(idx, pos, ids, grid, m, full=True))
     cuts_x, cuts_y = [ox[0], ox[0] + 2, 2, ox[-1] + 1], [oy[0], 1, oy[-1] + 1]
     z = oz[1:-1:2]
     for i0, i1 in zip(cuts_x[:-1], cuts_x[1:]):
         for j0, j1 in zip(cuts_y[:-1], cuts_y[1:]):
-            got = dict(cube_maps_by_layer(idx, pos[al], ids[al], grid, m, z_origins=z, xy_origins=((i0, i1), (j0, j1))))
+            got = dict(cube_maps_by_layer(idx, pos, ids, grid, m, z_origins=z, xy_origins=((i0, i1), (j0, j1))))
             assert sorted(got) == [int(k) for k in z]
             for kz, maps in got.items():
                 np.testing.assert_array_equal(maps, whole[kz][i0 - ox[0]:i1 - ox[0], j0 - oy[0]:j1 - oy[0]])
