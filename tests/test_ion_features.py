@@ -138,7 +138,8 @@ def test_superlattice_features_separate_l12_from_fcc_ions():
 
 def test_offset_from_voxel_sums_equals_the_per_ion_offset():
     """The distributed scan builds the local plane offset from its global 1 nm voxel phasor sums
-    (scan/ion_probability.py); it must equal the offset the ions give directly
+    (scan/ion_probability.py) and sends each rank the tiles of its box; it must equal the offset
+    the ions give directly
     (lattice.local_offset), and the ions' sums must be summed in a cell order that does not
     depend on what else a rank holds (cells on multiples of the cell)."""
     from mpi4py import MPI
@@ -155,9 +156,19 @@ def test_offset_from_voxel_sums_equals_the_per_ion_offset():
     grid = VoxelGrid.covering(pos, 1.0)
     flat = np.ravel_multi_index(tuple(grid.index(pos).T), grid.shape)
     sums = phasor_sums(grid.shape, flat, psi)
-    got = global_offset(MPI.COMM_SELF, sums, grid, pos, field).at(at)
+    offset = global_offset(MPI.COMM_SELF, sums, grid, pos, field, [(pos.min(0), pos.max(0) + 1)])
+    got = offset.at(at)
     want = local_offset(pos, psi, at, field.coherence)
     np.testing.assert_allclose(got, want, atol=1e-9)
+    # a rank is sent only the tiles its box needs: the same bits inside the box (for positions
+    # read from float32 records, as a scan's are: their offsets from tile corners are exact)
+    at = at.astype(np.float32).astype(np.float64)
+    got = offset.at(at)
+    box = (np.array([-2.3, -1.1, 7.7]), np.array([3.1, 4.4, 13.9]))
+    inside = np.all((at >= box[0]) & (at < box[1]), axis=1)
+    crop = global_offset(MPI.COMM_SELF, sums, grid, pos, field, [box])
+    assert crop.tiles.size < offset.tiles.size / 3 and inside.sum() > 20
+    np.testing.assert_array_equal(crop.at(at[inside]), got[inside])
     # a region's partners are visited in the same order within a superset of the ions
     centre = pos.mean(0)
     q = centre + r.uniform(-2.0, 2.0, (40, 3))

@@ -152,7 +152,8 @@ class OffsetField:
 
     def crop(self, lo_nm, hi_nm) -> "OffsetField":
         """The tiles positions in [lo_nm, hi_nm) interpolate between, with their origin: `at` gives
-        the same bits there (tile corners are multiples of the tile, so offsets stay exact)."""
+        the same bits there for positions read from float32 records (tile corners are multiples of
+        the tile, so their offsets from either origin are exact)."""
         i0 = np.clip(np.floor((np.asarray(lo_nm) - self.origin) / TILE_NM).astype(int) - 1, 0, self.tiles.shape)
         i1 = np.clip(np.floor((np.asarray(hi_nm) - self.origin) / TILE_NM).astype(int) + 2, i0, self.tiles.shape)
         return OffsetField(self.origin + i0 * TILE_NM, self.tiles[tuple(slice(a, b) for a, b in zip(i0, i1))].copy())
