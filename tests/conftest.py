@@ -55,11 +55,13 @@ def small_specimen(tmp_path_factory):
 def rank_scans(small_specimen, tmp_path_factory):
     """The small specimen scanned on 1, 2 and 3 ranks with the default model and the Table 1
     model (one pass, two files): {n: SCAN.h5}, the Table 1 scan beside it as scan{n}_table1.h5.
-    The 3-rank scan has a memory budget that makes each rank stream its block in several tiles."""
+    The 3-rank scan has a memory budget that makes each rank stream its block in several tiles,
+    and its per-ion pass streams each rank's ions in slabs of 20,000."""
     d = tmp_path_factory.mktemp("rank_scans")
+    (d / "slabs.yaml").write_text("per_ion_slab_ions: 20000\n")
     out = {}
     for n in (1, 2, 3):
-        budget = ["--memory-budget", 1100] if n == 3 else []
+        budget = ["--memory-budget", 1100, "--config", d / "slabs.yaml"] if n == 3 else []
         proc = run_cli("scan", f"{small_specimen}.pos", "--range", f"{small_specimen}.rrng",
                        "--out", d / f"scan{n}.h5", d / f"scan{n}_table1.h5", *budget,
                        "--model", REPO / "models" / "default", REPO / "models" / "table1", ranks=n)

@@ -97,3 +97,15 @@ def test_block_counts_equal_the_whole_grids():
     for b in blocks:
         got = b.cube_counts(vox, shape, M)
         np.testing.assert_array_equal(got, whole[tuple(slice(lo + M - 1, hi + M - 1) for lo, hi in zip(b.lo, b.hi))])
+
+
+def test_per_ion_slabs_hold_at_most_their_share():
+    """The per-ion pass's slabs along one axis: every coordinate in exactly one, none much above
+    slab_ions, one open slab when they fit."""
+    from apt_cnn_hpc.scan.ion_probability import slab_edges
+    u = np.random.default_rng(5).normal(0, 10, 100_000)
+    for slab_ions, slabs in ((20_000, 5), (33_000, 4), (10 ** 6, 1)):
+        edges = slab_edges(u, slab_ions)
+        assert len(edges) == slabs + 1 and edges[0] == -np.inf and edges[-1] == np.inf
+        counts = np.histogram(u, edges)[0]
+        assert counts.sum() == len(u) and counts.max() <= slab_ions * 1.01

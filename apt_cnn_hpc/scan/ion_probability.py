@@ -19,12 +19,20 @@ from ..contracts.ion_model import load_ion_card, load_ion_models
 from ..model.calibration import apply_calibration
 from ..model.ion_mlp import logits, raw_probability
 from ..parallel.mpi import allreduce_array
-from ..sdm.ion_features import (EDGES_S2_NM, LEVEL_COLUMNS, Stage2, context_of_counts, level_samples, levels_of,
+from ..sdm.ion_features import (EDGES_NM, EDGES_S2_NM, LEVEL_COLUMNS, Stage2, context_of_counts, level_samples, levels_of,
                                 partner_types, stage1_chunks)
 from ..sdm.lattice import OffsetField, tile_origin, tile_shape, tile_sums
 
 log = logging.getLogger(__name__)
 CHUNK = 50_000             # ions per stage-1 / stage-2 batch: bounds the sums' and moments' memory
+
+
+def slab_edges(u: np.ndarray, slab_ions: int) -> np.ndarray:
+    """Edges along one axis cutting the coordinates `u` into slabs of at most about slab_ions each
+    (one slab, open at both ends, when they fit)."""
+    n = max(1, -(-len(u) // max(slab_ions, 1)))
+    inner = np.quantile(u, np.arange(1, n) / n) if n > 1 else np.zeros(0)
+    return np.concatenate([[-np.inf], np.unique(inner), [np.inf]])
 
 
 def missing_solutes(model_dir, ranges) -> list:
@@ -52,9 +60,10 @@ def global_offset(comm, voxel_sums, grid, ranged_xyz, field, boxes: list) -> Off
 
 
 def ion_probability(comm, model_dir, local_xyz, record_index, species, ranges, own, grid, field, voxel_sums,
-                    boxes: list, n_total: int):
+                    boxes: list, n_total: int, slab_ions: int):
     """Calibrated P(L1_2) of every ion of the file, in record order, on root (None elsewhere).
-    voxel_sums: the voxel phasor sums on root; boxes: each rank's (lo_nm, hi_nm) of ions."""
+    voxel_sums: the voxel phasor sums on root; boxes: each rank's (lo_nm, hi_nm) of ions;
+    slab_ions: query ions per slab of the pass (bounds its memory)."""
     card, stage1_models, stage2_model = load_ion_models(model_dir)
     types = partner_types(species, [ranges.index(s) for s in card["solutes"]])
     ranged = types >= 0
@@ -69,26 +78,39 @@ def ion_probability(comm, model_dir, local_xyz, record_index, species, ranges, o
         lo = np.asarray(grid.origin_nm) + vox.min(0) * grid.voxel_nm - EDGES_S2_NM[-1]
         hi = np.asarray(grid.origin_nm) + (vox.max(0) + 1) * grid.voxel_nm + EDGES_S2_NM[-1]
         query = np.flatnonzero(np.all((local_xyz >= lo) & (local_xyz < hi), axis=1))
-    # stage 1 in chunks keeping the logit and the 12 columns stage 2 reads (not 91 per ion)
+    # streamed through slabs of at most slab_ions query ions along the box's longest axis, each
+    # with the neighbours it reads (2 nm in stage 1, 1.5 nm in stage 2): the partners' sorted copies
+    # go with the slab, not the rank; per query ion the logit and the 12 columns stage 2 reads stay
+    axis = int(np.argmax(np.ptp(local_xyz[query], 0))) if len(query) else 2
+    u = local_xyz[:, axis]
+    edges = slab_edges(u[query], slab_ions)
     z1 = np.empty(len(query))
     L = np.empty((len(query), len(LEVEL_COLUMNS)), np.float32)
-    for rows, X1 in stage1_chunks(local_xyz, types, field, query=query, chunk=CHUNK, ctx=ctx, offset=offset):
-        z1[rows], L[rows] = logits(stage1_models, X1), X1[:, LEVEL_COLUMNS]
+    for a, b in zip(edges[:-1], edges[1:]):
+        rows = np.flatnonzero((u[query] >= a) & (u[query] < b))
+        near = np.flatnonzero((u >= a - EDGES_NM[-1]) & (u < b + EDGES_NM[-1]))
+        for part, X1 in stage1_chunks(local_xyz[near], types[near], field, query=np.searchsorted(near, query[rows]),
+                                      chunk=CHUNK, ctx=ctx, offset=offset):
+            z1[rows[part]], L[rows[part]] = logits(stage1_models, X1), X1[:, LEVEL_COLUMNS]
     mine = np.flatnonzero(own[query])
     samples = comm.gather(level_samples(L[mine], z1[mine]))
     lev = levels_of(*(np.concatenate(s) for s in zip(*samples))) if comm.Get_rank() == 0 else None
-    stage2 = Stage2(local_xyz[query], z1, comm.bcast(lev))
+    lev = comm.bcast(lev)
     p = np.empty(len(mine), np.float32)
-    for i in range(0, len(mine), CHUNK):
-        rows = mine[i:i + CHUNK]
-        p[i:i + CHUNK] = apply_calibration(raw_probability(logits([stage2_model], stage2(L[rows], rows))),
-                                           card["calibration"])
+    uq = u[query]
+    for a, b in zip(edges[:-1], edges[1:]):
+        sel = np.flatnonzero((uq[mine] >= a) & (uq[mine] < b))
+        near = np.flatnonzero((uq >= a - EDGES_S2_NM[-1]) & (uq < b + EDGES_S2_NM[-1]))
+        stage2 = Stage2(local_xyz[query[near]], z1[near], lev)
+        for i in range(0, len(sel), CHUNK):
+            rows = mine[sel[i:i + CHUNK]]
+            X2 = stage2(L[rows], np.searchsorted(near, rows))
+            p[sel[i:i + CHUNK]] = apply_calibration(raw_probability(logits([stage2_model], X2)), card["calibration"])
     parts = comm.gather((record_index[query[mine]], p))
     if comm.Get_rank() != 0:
         return None
     out = np.full(n_total, np.nan, np.float32)
     for idx, val in parts:
         out[idx] = val
-    log.info("scan: per-ion L1_2 probability of %d ions (levels %s)", n_total,
-             ", ".join(f"{v:.3f}" for v in stage2.lev))
+    log.info("scan: per-ion L1_2 probability of %d ions (levels %s)", n_total, ", ".join(f"{v:.3f}" for v in lev))
     return out

@@ -56,6 +56,7 @@ def scan_settings(config_path):
     if cfg["decomposition"] not in AXES:
         raise InputError(where, f"decomposition must be one of {', '.join(AXES)}, got {cfg['decomposition']!r}")
     cfg["ion_model"] = str(cfg.get("ion_model") or DEFAULT_ION_MODEL)
+    cfg["per_ion_slab_ions"] = int(positive(cfg, "per_ion_slab_ions", where))
     return cfg, settings
 
 
@@ -192,7 +193,8 @@ def scan(args, comm):
     if cfg["per_ion"]:
         t1 = time.time()
         per_ion = ion_probability(comm, cfg["ion_model"], local_xyz, record_index, species, ranges, own,
-                                  grid, field, voxel_sums, [(b.box_lo_nm, b.box_hi_nm) for b in blocks], n_total)
+                                  grid, field, voxel_sums, [(b.box_lo_nm, b.box_hi_nm) for b in blocks], n_total,
+                                  cfg["per_ion_slab_ions"])
         phases["per_ion_s"] = time.time() - t1
 
     configure_tensorflow(comm)
