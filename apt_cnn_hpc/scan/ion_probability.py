@@ -83,11 +83,12 @@ def ion_probability(comm, model_dir, local_xyz, record_index, species, ranges, o
     # go with the slab, not the rank; per query ion the logit and the 12 columns stage 2 reads stay
     axis = int(np.argmax(np.ptp(local_xyz[query], 0))) if len(query) else 2
     u = local_xyz[:, axis]
-    edges = slab_edges(u[query], slab_ions)
+    uq = u[query]
+    edges = slab_edges(uq, slab_ions)
     z1 = np.empty(len(query))
     L = np.empty((len(query), len(LEVEL_COLUMNS)), np.float32)
     for a, b in zip(edges[:-1], edges[1:]):
-        rows = np.flatnonzero((u[query] >= a) & (u[query] < b))
+        rows = np.flatnonzero((uq >= a) & (uq < b))
         near = np.flatnonzero((u >= a - EDGES_NM[-1]) & (u < b + EDGES_NM[-1]))
         for part, X1 in stage1_chunks(local_xyz[near], types[near], field, query=np.searchsorted(near, query[rows]),
                                       chunk=CHUNK, ctx=ctx, offset=offset):
@@ -97,7 +98,6 @@ def ion_probability(comm, model_dir, local_xyz, record_index, species, ranges, o
     lev = levels_of(*(np.concatenate(s) for s in zip(*samples))) if comm.Get_rank() == 0 else None
     lev = comm.bcast(lev)
     p = np.empty(len(mine), np.float32)
-    uq = u[query]
     for a, b in zip(edges[:-1], edges[1:]):
         sel = np.flatnonzero((uq[mine] >= a) & (uq[mine] < b))
         near = np.flatnonzero((uq >= a - EDGES_S2_NM[-1]) & (uq < b + EDGES_S2_NM[-1]))

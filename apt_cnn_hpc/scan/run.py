@@ -241,7 +241,7 @@ def scan(args, comm):
     timings = {"read_exchange_s": t_read, **phases, "maps_s": t_maps, "inference_s": t_inf,
                "total_s": time.time() - t0, "cpu_s": time.process_time(), "cubes_evaluated": n_eval,
                "ions_with_halo": len(local_xyz),
-               "tiles": len(tiles), "memory_budget_mb": budget_mb, "bytes_sent": dict(getattr(comm, "sent", {})),
+               "tiles": len(tiles), "memory_budget_mb": budget_mb, "bytes_sent": dict(comm.sent),
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     timings = comm.gather(timings)
     if is_root(comm):
