@@ -66,7 +66,7 @@ class PlaneField:
 
 def _mean_power(query, pos, phases, radius) -> np.ndarray:
     """Mean over queries of (|sum_j exp(i phase_j)|^2 - n) / n^2 for each trial column of phases."""
-    out, P = [], _Partners(query, pos, radius / 4)      # one cell list for every trial
+    out, P = [], _Partners(np.zeros((0, 3)), pos, radius / 4)      # one cell list for every trial
     for ph in phases.T:
         cnt, _, F, _ = plane_sums(query, pos, np.zeros(len(pos), np.int64), np.zeros(len(pos), np.complex128),
                                   np.exp(1j * ph), [0.0, radius], partners=P)

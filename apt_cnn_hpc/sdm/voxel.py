@@ -42,12 +42,11 @@ class VoxelGrid:
 
 def voxel_layer_maps(index: PartnerIndex, ref_pos, ref_ids, ref_vox, window):
     """Partial zx-maps [nx, ny, bins, bins] of the voxels of one z-layer within the x-y window
-    ((x0, x1), (y0, y1)) voxel ranges; ref_* are the reference atoms of that layer."""
+    ((x0, x1), (y0, y1)) voxel ranges; ref_* are the reference atoms of that layer inside it."""
     (x0, x1), (y0, y1) = window
     nx, ny = x1 - x0, y1 - y0
-    sel = np.flatnonzero((ref_vox[:, 0] >= x0) & (ref_vox[:, 0] < x1) & (ref_vox[:, 1] >= y0) & (ref_vox[:, 1] < y1))
-    slot = (ref_vox[sel, 0] - x0) * ny + (ref_vox[sel, 1] - y0)
-    zx, _ = index.histograms(ref_pos[sel], ref_ids[sel], slot, nx * ny)
+    slot = (ref_vox[:, 0] - x0) * ny + (ref_vox[:, 1] - y0)
+    zx, _ = index.histograms(ref_pos, ref_ids, slot, nx * ny)
     b = index.settings.map_bins
     return zx.reshape(nx, ny, b, b)
 
