@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--drop-invalid", action="store_true")
     s.add_argument("--memory-budget", type=float, metavar="MB",
                    help="memory per rank the cube maps are tiled to fit (default: memory_budget_mb of scan.yaml)")
+    s.add_argument("--writer", choices=("auto", "mpio", "serial"),
+                   help="auto: parallel HDF5 when h5py has MPI | mpio | serial (default: writer of scan.yaml)")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=_stage("scan.run:run"))
 

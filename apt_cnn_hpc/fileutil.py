@@ -43,17 +43,44 @@ def atomic_output(final, overwrite: bool = True):
 
 
 @contextlib.contextmanager
-def atomic_h5(final, overwrite: bool = True, start_from=None):
+def atomic_h5(final, overwrite: bool = True, start_from=None, comm=None):
     """Build an HDF5 file in memory (optionally a copy of `start_from`), then write it out in one
     go through atomic_output: a full disk is then a plain OSError (HDF5 itself can crash on a
-    failed write) and `final` appears, or is replaced, only when complete."""
+    failed write) and `final` appears, or is replaced, only when complete.
+
+    With `comm` (h5py built with MPI) every rank of it opens one temporary file with the mpio
+    driver and writes its part collectively; root renames it into place once all ranks have closed
+    it, so a rank killed while writing leaves no file under the output's name."""
     import h5py
+    if comm is not None:
+        with _atomic_mpio(h5py, Path(final), overwrite, comm) as f:
+            yield f
+        return
     check_output(Path(final), overwrite)
     buf = io.BytesIO(Path(start_from).read_bytes() if start_from else b"")
     with h5py.File(buf, "r+" if start_from else "w") as f:
         yield f
     with atomic_output(final, overwrite) as tmp:
         Path(tmp).write_bytes(buf.getbuffer())
+
+
+@contextlib.contextmanager
+def _atomic_mpio(h5py, final: Path, overwrite: bool, comm):
+    from .parallel.mpi import collective
+    root = comm.Get_rank() == 0
+    tmp = collective(comm, lambda: check_output(final, overwrite) / f".{final.name}.tmp-{os.getpid()}" if root else None)
+    tmp = comm.bcast(tmp)
+    try:
+        with h5py.File(tmp, "w", driver="mpio", comm=getattr(comm, "base", comm)) as f:
+            yield f
+        comm.Barrier()
+        if root:
+            os.replace(tmp, final)
+    except OSError as exc:
+        raise InputError(final, f"cannot write output: {exc.strerror or exc}") from exc
+    finally:
+        if root and tmp.exists():
+            tmp.unlink()
 
 
 def sha256_file(path, chunk: int = 1 << 22) -> str:

@@ -23,12 +23,16 @@ def cli_env():
     return env
 
 
+def mpiexec() -> str:
+    """The mpiexec of this Python's MPI: the venv's own (pip Open MPI), else the one on PATH."""
+    return shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+
+
 def run_cli(*args, cwd=None, ranks: int = 0, timeout=900):
     """Run `apt-cnn ARGS` (under mpiexec -n RANKS if ranks > 0); returns CompletedProcess."""
     cmd = [sys.executable, "-m", "apt_cnn_hpc", *map(str, args)]
     if ranks:
-        mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
-        cmd = [mpiexec, "-n", str(ranks)] + cmd
+        cmd = [mpiexec(), "-n", str(ranks)] + cmd
     return subprocess.run(cmd, cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=timeout)
 
 

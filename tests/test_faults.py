@@ -2,7 +2,6 @@
 one clear line and leaves earlier results intact. (Killed scans and trainings resuming are in
 test_scan.py and test_train.py.)"""
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_clean_error, cli_env, run_cli
+from conftest import assert_clean_error, cli_env, mpiexec, run_cli
 
 
 def _children(pid: int) -> list[int]:
@@ -21,9 +20,8 @@ def _children(pid: int) -> list[int]:
 
 
 def test_a_dead_rank_ends_the_job_with_a_message(small_specimen, tmp_path):
-    mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
     out = tmp_path / "scan.h5"
-    cmd = [mpiexec, "-n", "2", sys.executable, "-m", "apt_cnn_hpc", "scan", f"{small_specimen}.pos",
+    cmd = [mpiexec(), "-n", "2", sys.executable, "-m", "apt_cnn_hpc", "scan", f"{small_specimen}.pos",
            "--range", f"{small_specimen}.rrng", "--out", out]
     job = subprocess.Popen(cmd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     end = time.time() + 300

@@ -137,7 +137,7 @@ def test_superlattice_features_separate_l12_from_fcc_ions():
 
 
 def test_offset_from_voxel_sums_equals_the_per_ion_offset():
-    """The distributed scan builds the local plane offset from its global 1 nm voxel phasor sums
+    """The distributed scan builds the local plane offset from the ranks' 1 nm voxel phasor sums
     (scan/ion_probability.py) and sends each rank the tiles of its box; it must equal the offset
     the ions give directly
     (lattice.local_offset), and the ions' sums must be summed in a cell order that does not
@@ -156,7 +156,7 @@ def test_offset_from_voxel_sums_equals_the_per_ion_offset():
     grid = VoxelGrid.covering(pos, 1.0)
     flat = np.ravel_multi_index(tuple(grid.index(pos).T), grid.shape)
     sums = phasor_sums(grid.shape, flat, psi)
-    offset = global_offset(MPI.COMM_SELF, sums, grid, pos, field, [(pos.min(0), pos.max(0) + 1)])
+    offset = global_offset(MPI.COMM_SELF, sums, np.zeros(3, int), grid, pos, field, [(pos.min(0), pos.max(0) + 1)])
     got = offset.at(at)
     want = local_offset(pos, psi, at, field.coherence)
     np.testing.assert_allclose(got, want, atol=1e-9)
@@ -166,7 +166,7 @@ def test_offset_from_voxel_sums_equals_the_per_ion_offset():
     got = offset.at(at)
     box = (np.array([-2.3, -1.1, 7.7]), np.array([3.1, 4.4, 13.9]))
     inside = np.all((at >= box[0]) & (at < box[1]), axis=1)
-    crop = global_offset(MPI.COMM_SELF, sums, grid, pos, field, [box])
+    crop = global_offset(MPI.COMM_SELF, sums, np.zeros(3, int), grid, pos, field, [box])
     assert crop.tiles.size < offset.tiles.size / 3 and inside.sum() > 20
     np.testing.assert_array_equal(crop.at(at[inside]), got[inside])
     # a region's partners are visited in the same order within a superset of the ions

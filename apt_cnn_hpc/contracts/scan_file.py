@@ -69,31 +69,85 @@ def write_xdmf(path, h5_name: str, grid, datasets: dict):
         Path(tmp).write_text(text)
 
 
-def write_scan(out, grid, voxels: dict, cubes: dict, record: dict, extra_attrs: dict, ions: dict | None = None,
-               overwrite=True):
-    """Rank 0 writes everything (serial h5py)."""
-    with atomic_h5(out, overwrite) as f:
-        if ions is not None:
-            d = f.create_group("ions").create_dataset("l12_probability", data=ions["l12_probability"],
-                                                      compression="gzip", compression_opts=1)
-            d.attrs.update(method=ions["method"], model_dir=ions["model_dir"],
-                           model_sha256=json.dumps(ions["model_sha256"], sort_keys=True))
+@dataclass
+class ScanShare:
+    """One writer's share of a scan file (scan/rows.py): voxel rows from `voxel_row` of the grid's
+    first axis, cube-table rows from `cube_row` of `n_cubes`, per-ion values from record `record`
+    of `n_ions`. The serial writer holds the whole file (every start 0)."""
+    voxels: dict            # name -> [rows, ny, nz]
+    voxel_row: int
+    cubes: dict             # name -> [rows, ...]
+    cube_row: int
+    n_cubes: int
+    ions: np.ndarray | None  # per-ion L1_2 probability of records [record, record + len)
+    record: int
+    n_ions: int
+
+
+def _dataset(group, name, shape, dtype, compress: bool = True):
+    """A dataset in the layout both writers use: chunks of at most 32 voxels a side (a ParaView
+    sub-volume read touches few), 2^18 ions or 2^16 cubes; gzip 1 (parallel HDF5 compresses
+    collectively)."""
+    edge = {1: 1 << 18, 2: 1 << 16, 3: 32}[len(shape)]
+    chunks = tuple(min(n, edge if i == 0 or len(shape) == 3 else n) for i, n in enumerate(shape))
+    if 0 in shape:
+        return group.create_dataset(name, shape=shape, dtype=dtype)
+    return group.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks,
+                                **({"compression": "gzip", "compression_opts": 1} if compress else {}))
+
+
+def _write_rows(d, start: int, a: np.ndarray, mpio: bool):
+    """Rows [start, start + len(a)) of dataset d. Under mpio every rank calls, collectively; one
+    with nothing to write selects nothing."""
+    import h5py
+    a = np.ascontiguousarray(a, d.dtype)
+    fspace = d.id.get_space()
+    if a.size:
+        fspace.select_hyperslab((start,) + (0,) * (d.ndim - 1), a.shape)
+        mspace = h5py.h5s.create_simple(a.shape)
+    else:
+        fspace.select_none()
+        a = np.zeros((1,) * d.ndim, d.dtype)
+        mspace = h5py.h5s.create_simple(a.shape)
+        mspace.select_none()
+    dxpl = None
+    if mpio:
+        dxpl = h5py.h5p.create(h5py.h5p.DATASET_XFER)
+        dxpl.set_dxpl_mpio(h5py.h5fd.MPIO_COLLECTIVE)
+    if d.shape and 0 not in d.shape:
+        d.id.write(mspace, fspace, a, dxpl=dxpl)
+
+
+def write_scan(out, grid, share: ScanShare, record: dict, extra_attrs: dict, ion_attrs: dict | None = None,
+               overwrite=True, comm=None):
+    """Write a scan file: serially by the one rank that holds all of it (comm None), or by every
+    rank of `comm` collectively with the mpio driver, each its own share (record, attributes and
+    ion_attrs the same on every rank)."""
+    mpio = comm is not None
+    with atomic_h5(out, overwrite, comm=comm) as f:
+        if ion_attrs is not None:
+            d = _dataset(f.create_group("ions"), "l12_probability", (share.n_ions,), np.float32)
+            _write_rows(d, share.record, share.ions, mpio)
+            d.attrs.update(method=ion_attrs["method"], model_dir=ion_attrs["model_dir"],
+                           model_sha256=json.dumps(ion_attrs["model_sha256"], sort_keys=True))
         g = f.create_group("voxels")
-        for k, v in voxels.items():
-            g.create_dataset(k, data=v, compression="gzip", compression_opts=1)
+        for k, v in share.voxels.items():
+            _write_rows(_dataset(g, k, tuple(grid.shape), v.dtype), share.voxel_row, v, mpio)
         g["probability_sum"].attrs["origin_nm"] = np.asarray(grid.origin_nm, np.float64)
         g["probability_sum"].attrs["voxel_nm"] = grid.voxel_nm
         g.attrs["origin_nm"] = np.asarray(grid.origin_nm, np.float64)
         g.attrs["voxel_nm"] = grid.voxel_nm
         g.attrs["index_order"] = "x, y, z"
         c = f.create_group("cubes")
-        for k, v in cubes.items():
-            c.create_dataset(k, data=v)
+        for k, v in share.cubes.items():
+            d = _dataset(c, k, (share.n_cubes,) + v.shape[1:], v.dtype, compress=False)
+            _write_rows(d, share.cube_row, v, mpio)
         for k, v in extra_attrs.items():
             f.attrs[k] = v
         f.attrs["schema"] = schema_name(KIND, VERSION)
         write_h5_provenance(f, record)
-    write_xdmf(Path(str(out)).with_suffix(".xdmf"), Path(str(out)).name, grid, voxels)
+    if not mpio or comm.Get_rank() == 0:
+        write_xdmf(Path(str(out)).with_suffix(".xdmf"), Path(str(out)).name, grid, share.voxels)
 
 
 @dataclass

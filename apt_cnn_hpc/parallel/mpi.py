@@ -80,6 +80,23 @@ def allreduce_array(comm, a, op=None):
     return out
 
 
+def alltoallv_rows(comm, blocks: list, dtype, width: int) -> np.ndarray:
+    """Alltoallv of one block of `width`-wide rows per destination rank (buffers, no pickling);
+    the rows received, in rank order."""
+    from mpi4py.util.dtlib import from_numpy_dtype
+    mpi_type = from_numpy_dtype(np.dtype(dtype))
+    send = np.concatenate(blocks).reshape(-1) if blocks else np.zeros(0, dtype)
+    send_counts = np.array([b.size for b in blocks], np.int64)
+    recv_counts = np.empty(comm.Get_size(), np.int64)
+    comm.Alltoall(send_counts, recv_counts)
+    sdispl = np.concatenate([[0], np.cumsum(send_counts)[:-1]])
+    rdispl = np.concatenate([[0], np.cumsum(recv_counts)[:-1]])
+    recv = np.empty(int(recv_counts.sum()), dtype)
+    comm.Alltoallv([np.ascontiguousarray(send, dtype), (send_counts, sdispl), mpi_type],
+                   [recv, (recv_counts, rdispl), mpi_type])
+    return recv.reshape(-1, width)
+
+
 def _nbytes(obj) -> int:
     """Bytes of what a lower-case (pickling) call sends: arrays by size, containers by their items."""
     if obj is None:
@@ -103,6 +120,11 @@ class CountingComm:
     def __getattr__(self, name):
         return getattr(self._comm, name)
 
+    @property
+    def base(self):
+        """The wrapped mpi4py communicator (what h5py's mpio driver takes)."""
+        return self._comm
+
     def _add(self, op: str, n: int):
         self.sent[op] = self.sent.get(op, 0) + int(n)
 
@@ -124,6 +146,11 @@ class CountingComm:
     def allgather(self, obj):
         self._add("allgather", _nbytes(obj) * (self._comm.Get_size() - 1))
         return self._comm.allgather(obj)
+
+    def alltoall(self, objs):
+        mine = self._comm.Get_rank()
+        self._add("alltoall", sum(_nbytes(o) for i, o in enumerate(objs) if i != mine))
+        return self._comm.alltoall(objs)
 
     def Allreduce(self, send, recv, op=None):
         self._add("Allreduce", np.asarray(send).nbytes)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from ..parallel.mpi import allreduce_array, collective
+from ..parallel.mpi import allreduce_array, alltoallv_rows, collective
 from ..io import Ions, ion_record_range, read_ions
 from ..io.ions import FORMATS
 from ..io.posfile import count_records
@@ -144,43 +144,17 @@ def decompose(n_ref: np.ndarray, grid: VoxelGrid, m: int, n_ranks: int, halo_nm:
     return blocks
 
 
-def _alltoallv(comm, blocks: list, mpi_type, dtype, width: int) -> np.ndarray:
-    """Alltoallv of one block of `width`-wide rows per destination rank; the rows received."""
-    send = np.concatenate(blocks).reshape(-1) if blocks else np.zeros(0, dtype)
-    send_counts = np.array([b.size for b in blocks], np.int64)
-    recv_counts = np.empty(comm.Get_size(), np.int64)
-    comm.Alltoall(send_counts, recv_counts)
-    sdispl = np.concatenate([[0], np.cumsum(send_counts)[:-1]])
-    rdispl = np.concatenate([[0], np.cumsum(recv_counts)[:-1]])
-    recv = np.empty(int(recv_counts.sum()), dtype)
-    comm.Alltoallv([np.ascontiguousarray(send, dtype), (send_counts, sdispl), mpi_type],
-                   [recv, (recv_counts, rdispl), mpi_type])
-    return recv.reshape(-1, width)
-
-
 def exchange(comm, ions: Ions, first: int, blocks: list) -> tuple[Ions, np.ndarray]:
     """Alltoallv: each rank sends every ion to every block whose box (with halo) contains it, with
     its record index; a rank's ions come back in record order, so anything computed from them is
     the same for any number of ranks."""
     parts = [np.flatnonzero(np.all((ions.xyz >= b.box_lo_nm) & (ions.xyz < b.box_hi_nm), axis=1)) for b in blocks]
-    rec = _alltoallv(comm, [np.column_stack([ions.xyz[p], ions.mq[p]]).astype(np.float32) for p in parts],
-                     MPI.FLOAT, np.float32, 4)
-    index = _alltoallv(comm, [(p + first).astype(np.int64) for p in parts], MPI.INT64_T, np.int64, 1)[:, 0]
+    rec = alltoallv_rows(comm, [np.column_stack([ions.xyz[p], ions.mq[p]]).astype(np.float32) for p in parts],
+                         np.float32, 4)
+    index = alltoallv_rows(comm, [(p + first).astype(np.int64) for p in parts], np.int64, 1)[:, 0]
     order = np.argsort(index, kind="stable")
     rec, index = rec[order], index[order]
     return Ions(np.ascontiguousarray(rec[:, :3]), np.ascontiguousarray(rec[:, 3])), index
-
-
-def gather_boxes(comm, part: np.ndarray, lo, shape, lead: tuple = ()):
-    """The whole grid `shape` on root (None elsewhere), assembled from each rank's box [..., box]
-    starting at grid index `lo`: the serial writer's copy, which no other rank holds."""
-    parts = comm.gather((tuple(int(v) for v in lo), part))
-    if comm.Get_rank() != 0:
-        return None
-    out = np.zeros(tuple(lead) + tuple(shape), part.dtype)
-    for start, a in parts:
-        out[(..., *(slice(b, b + n) for b, n in zip(start, a.shape[-3:])))] = a
-    return out
 
 
 def root_counts(comm, flat: np.ndarray, shape) -> np.ndarray | None:
@@ -202,8 +176,6 @@ class Distributed:
     local: Ions                 # this rank's ions with halo, in record order
     record_index: np.ndarray    # their record indices in the file
     block_ref: np.ndarray       # reference ions per cube origin of this rank's block
-    ion_count: np.ndarray | None    # ions per voxel of the whole grid (root only, for the writer)
-    n_ref: np.ndarray | None        # reference ions per cube origin of the whole grid (root only)
     phases: dict                # seconds per phase
 
 
@@ -211,7 +183,7 @@ def distribute(comm, path, drop_invalid: bool, settings, is_reference, min_refer
                decomposition: str = "blocks") -> Distributed:
     """Read, decompose and exchange. `is_reference(mq)`: the reference species' mask. The halo
     reaches max(neighbour radius, halo_nm) beyond the voxels a block's cubes cover. Whole-grid
-    counts are reduced to root only, which cuts the blocks; every rank counts its own block."""
+    reference counts are reduced to root only, which cuts the blocks; every rank counts its own block."""
     t = [time.perf_counter()]
     own = collective(comm, read_own_records, comm, path, drop_invalid)
     counts = comm.allgather(len(own))
@@ -220,13 +192,12 @@ def distribute(comm, path, drop_invalid: bool, settings, is_reference, min_refer
         raise InputError(path, "no ions")
     t.append(time.perf_counter())
     grid = global_grid(comm, own, settings.voxel_nm)
-    # per voxel, from the ions each rank read (each ion exactly once, every one inside the grid)
-    flat = np.ravel_multi_index(tuple(grid.index(own.xyz.astype(np.float64)).T), grid.shape)
-    ion_count = root_counts(comm, flat, grid.shape)
-    ref_count = root_counts(comm, flat[is_reference(own.mq)], grid.shape)
+    # reference ions per voxel, from the ions each rank read (each exactly once, all inside the grid)
+    ref_xyz = own.xyz[is_reference(own.mq)].astype(np.float64)
+    ref_count = root_counts(comm, np.ravel_multi_index(tuple(grid.index(ref_xyz).T), grid.shape), grid.shape)
     m = settings.cube_voxels
     t.append(time.perf_counter())
-    blocks = n_ref = None
+    blocks = None
     if comm.Get_rank() == 0:
         n_ref = ref_count
         for axis, starts in enumerate(grid.cube_origins(m, full=True)):
@@ -240,4 +211,4 @@ def distribute(comm, path, drop_invalid: bool, settings, is_reference, min_refer
     block_ref = blocks[comm.Get_rank()].cube_counts(grid.index(local.xyz[is_reference(local.mq)].astype(np.float64)),
                                                     grid.shape, m)
     phases = dict(zip(("read_s", "counts_s", "decompose_s", "exchange_s"), np.diff(t).tolist()))
-    return Distributed(n_total, grid, blocks, local, index, block_ref, ion_count, n_ref, phases)
+    return Distributed(n_total, grid, blocks, local, index, block_ref, phases)

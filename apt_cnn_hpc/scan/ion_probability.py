@@ -40,36 +40,51 @@ def missing_solutes(model_dir, ranges) -> list:
     return [s for s in load_ion_card(model_dir)["solutes"] if s not in ranges.ion_names]
 
 
-def global_offset(comm, voxel_sums, grid, ranged_xyz, field, boxes: list) -> OffsetField:
-    """This rank's part (its box of `boxes`) of the local plane offset of the whole data set, made
-    on root from the voxel phasor sums (voxel_sums: [3, grid] ions, sum cos psi, sum sin psi of the
-    ranged ions, root only) tiled as lattice.local_offset tiles: the Gaussian smoothing reaches
-    further than any halo, so root smooths and sends each rank the tiles its ions need."""
+FIXED = 2.0 ** 36          # phasor sums as integers in units of 2^-36: tile sums exact in any order
+
+
+def global_offset(comm, part, first_voxel, grid, ranged_xyz, field, boxes: list) -> OffsetField:
+    """This rank's part (its box of `boxes`) of the local plane offset of the whole data set (the
+    Gaussian smoothing reaches further than any halo). Each rank sums its own voxels' phasor sums
+    (part: [3, box] from grid index first_voxel) into the 2 nm tiles of lattice.local_offset, as
+    integers, so root adds the ranks' tiles exactly in any order; root smooths and sends each rank
+    the tiles its ions need. Root holds the tile grid, 1/8 of the voxel grid."""
     lo = allreduce_array(comm, ranged_xyz.min(0) if len(ranged_xyz) else np.full(3, np.inf), MPI.MIN)
     hi = allreduce_array(comm, ranged_xyz.max(0) if len(ranged_xyz) else np.full(3, -np.inf), MPI.MAX)
+    origin = tile_origin(lo)
+    shape = tile_shape(origin, hi)
+    axes = [grid.origin_nm[a] + (first_voxel[a] + np.arange(part.shape[1 + a]) + 0.5) * grid.voxel_nm
+            for a in range(3)]
+    centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    re, im = (np.rint(p.ravel() * FIXED) for p in part[1:])
+    mine = tile_sums(centres, re, im, origin, shape).ravel()
+    nz = np.flatnonzero(mine)
+    parts = comm.gather((nz, mine.real[nz].astype(np.int64), mine.imag[nz].astype(np.int64), int(part[0].sum())))
     crops = None
     if comm.Get_rank() == 0:
-        origin = tile_origin(lo)
-        shape = tile_shape(origin, hi)
-        axes = [grid.origin_nm[a] + (np.arange(grid.shape[a]) + 0.5) * grid.voxel_nm for a in range(3)]
-        centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-        sums = tile_sums(centres, voxel_sums[1].ravel(), voxel_sums[2].ravel(), origin, shape)
-        whole = OffsetField.from_sums(sums, origin, int(round(voxel_sums[0].sum())), hi - lo, field.coherence)
+        re, im = np.zeros(int(np.prod(shape)), np.int64), np.zeros(int(np.prod(shape)), np.int64)
+        for idx, r, i, _ in parts:
+            re[idx] += r
+            im[idx] += i
+        sums = (re / FIXED + 1j * (im / FIXED)).reshape(shape)
+        whole = OffsetField.from_sums(sums, origin, sum(p[3] for p in parts), hi - lo, field.coherence)
         crops = [whole.crop(b_lo, b_hi) for b_lo, b_hi in boxes]
     return comm.scatter(crops)
 
 
-def ion_probability(comm, model_dir, local_xyz, record_index, species, ranges, own, grid, field, voxel_sums,
-                    boxes: list, n_total: int, slab_ions: int):
-    """Calibrated P(L1_2) of every ion of the file, in record order, on root (None elsewhere).
-    voxel_sums: the voxel phasor sums on root; boxes: each rank's (lo_nm, hi_nm) of ions;
+def ion_probability(comm, model_dir, local_xyz, record_index, species, ranges, own, grid, field, phasors,
+                    boxes: list, slab_ions: int):
+    """(record indices, calibrated P(L1_2)) of the ions of this rank's own voxels (every ion of the
+    file is one rank's).
+    phasors: (this rank's own voxels' phasor sums, their first voxel); boxes: each rank's (lo_nm,
+    hi_nm) of ions;
     slab_ions: query ions per slab of the pass (bounds its memory)."""
     card, stage1_models, stage2_model = load_ion_models(model_dir)
     types = partner_types(species, [ranges.index(s) for s in card["solutes"]])
     ranged = types >= 0
     counts = allreduce_array(comm, np.bincount(types[own & ranged], minlength=3)[:3].astype(np.int64))
     ctx = context_of_counts(counts, field.coherence)
-    offset = global_offset(comm, voxel_sums, grid, local_xyz[own & ranged], field, boxes)
+    offset = global_offset(comm, *phasors, grid, local_xyz[own & ranged], field, boxes)
 
     # the ions whose stage-1 logits the own ions' stage-2 features read: the own voxels' box + 1.5 nm
     query = np.zeros(0, np.int64)
@@ -106,11 +121,6 @@ def ion_probability(comm, model_dir, local_xyz, record_index, species, ranges, o
             rows = mine[sel[i:i + CHUNK]]
             X2 = stage2(L[rows], np.searchsorted(near, rows))
             p[sel[i:i + CHUNK]] = apply_calibration(raw_probability(logits([stage2_model], X2)), card["calibration"])
-    parts = comm.gather((record_index[query[mine]], p))
-    if comm.Get_rank() != 0:
-        return None
-    out = np.full(n_total, np.nan, np.float32)
-    for idx, val in parts:
-        out[idx] = val
-    log.info("scan: per-ion L1_2 probability of %d ions (levels %s)", n_total, ", ".join(f"{v:.3f}" for v in lev))
-    return out
+    if comm.Get_rank() == 0:
+        log.info("scan: per-ion L1_2 probability (levels %s)", ", ".join(f"{v:.3f}" for v in lev))
+    return record_index[query[mine]], p

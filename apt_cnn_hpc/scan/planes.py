@@ -6,8 +6,8 @@ import logging
 import numpy as np
 
 from ..sdm.lattice import PlaneField, fit_plane_field
-from ..sdm.visibility import phasor_sums, plane_visibility
-from .decompose import gather_boxes
+from ..sdm.visibility import REACH, phasor_sums, plane_visibility
+from .rows import to_rows
 
 log = logging.getLogger(__name__)
 BLOCK_NM = 16.0          # side of the central block the plane field is fitted to (bounds its cost)
@@ -40,13 +40,23 @@ def fit_field(comm, local_xyz, index, ranged, mine, grid) -> PlaneField:
     return comm.bcast(field)
 
 
-def visibility(comm, local_xyz, ranged, mine, grid, first_voxel, field: PlaneField):
-    """(voxel phasor sums of the whole grid, per-voxel plane visibility) on root (None elsewhere):
-    each rank sums the ions of its own voxels (`mine`, from grid index `first_voxel`), which root
-    places into the whole grid; the visibility windows reach 13 nm, beyond any halo."""
+def phasor_part(local_xyz, ranged, mine, grid, box, field: PlaneField) -> np.ndarray:
+    """[3, box] voxel phasor sums (ions, sum cos psi, sum sin psi) of the ranged ions of this rank's
+    own voxels, box = (first, one past the last) voxel index per axis; summed in record order."""
     pos = local_xyz[mine & ranged]
-    vox = grid.index(pos) - first_voxel
-    shape = tuple(int(v) for v in (vox.max(0) + 1 if len(vox) else np.zeros(3, int)))
-    part = phasor_sums(shape, np.ravel_multi_index(tuple(vox.T), shape), field.phase(pos))
-    sums = gather_boxes(comm, part, first_voxel, grid.shape, (3,))
-    return sums, (plane_visibility(sums) if sums is not None else None)
+    shape = tuple(int(v) for v in np.maximum(np.asarray(box[1]) - box[0], 0))
+    vox = grid.index(pos) - box[0]
+    return phasor_sums(shape, np.ravel_multi_index(tuple(vox.T), shape), field.phase(pos))
+
+
+def visibility_rows(comm, part, first_voxel, grid, voxel_rows: list) -> np.ndarray:
+    """The plane visibility of this rank's voxel rows (scan/rows.py): each share receives the
+    phasor sums of its rows and REACH rows either side (the windows reach no further), which give
+    the same bits as the whole grid."""
+    nx = grid.shape[0]
+    halo = [(max(a - REACH, 0), min(b + REACH, nx)) if b > a else (a, a) for a, b in voxel_rows]
+    sums = to_rows(comm, part, first_voxel, grid.shape, halo)
+    (a, b), (h0, _) = voxel_rows[comm.Get_rank()], halo[comm.Get_rank()]
+    if b == a:
+        return np.zeros((0,) + tuple(grid.shape[1:]), np.float32)
+    return plane_visibility(sums)[a - h0:b - h0]

@@ -27,13 +27,14 @@ from ..provenance import provenance
 from ..sdm import PartnerIndex, SDMSettings, cube_maps_by_layer
 from ..sdm.normalise import to_uint8
 from ..sdm.visibility import MEANING as VISIBILITY_MEANING, THRESHOLD as VISIBILITY_THRESHOLD
-from ..sdm.voxel import box_sum_axis
 from . import planes
 from .checkpoint import Checkpoints
 from .ion_probability import ion_probability, missing_solutes
 from ..parallel.mpi import collective
 from .budget import tile_voxels
-from .decompose import AXES, distribute, gather_boxes
+from .assemble import ScanParts
+from .decompose import AXES, distribute
+from .rows import WRITERS, WriteRows
 from ..contracts.scan_file import write_scan
 
 log = logging.getLogger(__name__)
@@ -55,9 +56,20 @@ def scan_settings(config_path):
     cfg["decomposition"] = str(cfg.get("decomposition", "blocks"))
     if cfg["decomposition"] not in AXES:
         raise InputError(where, f"decomposition must be one of {', '.join(AXES)}, got {cfg['decomposition']!r}")
+    cfg["writer"] = str(cfg.get("writer", "auto"))
+    if cfg["writer"] not in WRITERS:
+        raise InputError(where, f"writer must be one of {', '.join(WRITERS)}, got {cfg['writer']!r}")
     cfg["ion_model"] = str(cfg.get("ion_model") or DEFAULT_ION_MODEL)
     cfg["per_ion_slab_ions"] = int(positive(cfg, "per_ion_slab_ions", where))
     return cfg, settings
+
+
+def parallel_writer(mode: str, n_ranks: int, where) -> bool:
+    """Whether every rank writes its own rows (parallel HDF5) or rank 0 the whole file."""
+    import h5py
+    if mode == "mpio" and not h5py.get_config().mpi:
+        raise InputError(where, "writer: mpio needs h5py built with MPI (scripts/install.sh, APT_CNN_H5_MPI=on)")
+    return mode == "mpio" or (mode == "auto" and h5py.get_config().mpi and n_ranks > 1)
 
 
 def outputs(args) -> list:
@@ -91,6 +103,8 @@ def _prepare(args, comm):
             ranges.index(sp)
         except InputError as exc:
             raise InputError(args.range, exc.problem) from None
+    cfg["writer"] = getattr(args, "writer", None) or cfg["writer"]
+    cfg["parallel_write"] = parallel_writer(cfg["writer"], comm.Get_size(), args.config or "configs/scan.yaml")
     if cfg["per_ion"]:
         missing = missing_solutes(cfg["ion_model"], ranges)
         if missing:
@@ -187,13 +201,16 @@ def scan(args, comm):
     ranged = species >= 0
     own = mine.owns(grid.index(local_xyz), grid.shape)
     field = planes.fit_field(comm, local_xyz, record_index, ranged, own, grid)
-    voxel_sums, visibility = planes.visibility(comm, local_xyz, ranged, own, grid, mine.voxels(grid.shape)[0], field)
+    rows = WriteRows.make(cfg["parallel_write"], size, grid.shape[0], n_total, m)
+    first_voxel = mine.voxels(grid.shape)[0]
+    phasors = planes.phasor_part(local_xyz, ranged, own, grid, mine.voxels(grid.shape), field)
+    visibility = planes.visibility_rows(comm, phasors, first_voxel, grid, rows.voxel_rows)
     phases["planes_s"] = time.time() - t1
     per_ion = None
     if cfg["per_ion"]:
         t1 = time.time()
         per_ion = ion_probability(comm, cfg["ion_model"], local_xyz, record_index, species, ranges, own,
-                                  grid, field, voxel_sums, [(b.box_lo_nm, b.box_hi_nm) for b in blocks], n_total,
+                                  grid, field, (phasors, first_voxel), [(b.box_lo_nm, b.box_hi_nm) for b in blocks],
                                   cfg["per_ion_slab_ions"])
         phases["per_ion_s"] = time.time() - t1
 
@@ -236,37 +253,23 @@ def scan(args, comm):
     log.info("rank %d: %d cubes evaluated in %d tile layers; maps %.1f s, inference %.1f s", rank, n_eval,
              n_todo, t_maps, t_inf)
 
-    cube_grid, at = tuple(n + m - 1 for n in grid.shape), np.asarray(mine.lo) + m - 1   # grid index = origin + m - 1
-    P, E = gather_boxes(comm, P, at, cube_grid, (k_members,)), gather_boxes(comm, E, at, cube_grid)
     timings = {"read_exchange_s": t_read, **phases, "maps_s": t_maps, "inference_s": t_inf,
-               "total_s": time.time() - t0, "cpu_s": time.process_time(), "cubes_evaluated": n_eval,
-               "ions_with_halo": len(local_xyz),
-               "tiles": len(tiles), "memory_budget_mb": budget_mb, "bytes_sent": dict(comm.sent),
-               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+               "cubes_evaluated": n_eval, "ions_with_halo": len(local_xyz), "tiles": len(tiles),
+               "memory_budget_mb": budget_mb}
+    t1 = time.time()
+    share = ScanParts(comm, rows, grid, mine, P, E, dist.block_ref, visibility, local_xyz[own], per_ion)
+    timings["assemble_s"] = time.time() - t1
+    timings.update(total_s=time.time() - t0, cpu_s=time.process_time(), bytes_sent=dict(comm.sent),
+                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     timings = comm.gather(timings)
-    if is_root(comm):
-        # voxel (i) is covered by cube origins i-m+1..i, i.e. P indices i..i+m-1
-        member_sums, window = P, E
-        for axis, n in enumerate(grid.shape):
-            member_sums = box_sum_axis(member_sums, np.arange(n), m, axis + 1)
-            window = box_sum_axis(window, np.arange(n), m, axis)
-        evaluated = np.argwhere(E > 0)
-        n_ref = dist.n_ref
-        skipped = int(np.count_nonzero((n_ref > 0) & (E == 0)))
-        ox, oy, oz = grid.cube_origins(m, full=True)
-        origins = np.stack([ox[evaluated[:, 0]], oy[evaluated[:, 1]], oz[evaluated[:, 2]]], axis=1)
-        first = 0
-        for out, dirs in groups:
-            k = slice(first, first + len(dirs))
-            first += len(dirs)
-            sums, probs, group_cards = member_sums[k], P[k], cards[k]
-            voxels = {"probability_sum": sums.mean(axis=0).astype(np.float32)}
-            cubes = {"origin_nm": (np.asarray(grid.origin_nm) + origins * grid.voxel_nm).astype(np.float32),
-                     "probability": probs.mean(axis=0)[tuple(evaluated.T)].astype(np.float32),
-                     "n_reference": n_ref[tuple(evaluated.T)].astype(np.uint32)}
-            if len(dirs) > 1:   # an ensemble: the spread of the members' voxel sums (sample sd)
-                voxels["probability_sum_sd"] = sums.std(axis=0, ddof=1).astype(np.float32)
-                cubes["probability_members"] = probs[(slice(None), *evaluated.T)].T.astype(np.float32)
+    writers = comm if cfg["parallel_write"] else None
+    first = 0
+    for out, dirs in groups:
+        k = slice(first, first + len(dirs))
+        first += len(dirs)
+        group_cards = cards[k]
+        record = None
+        if is_root(comm):
             record = provenance({"scan": {k: v for k, v in cfg.items() if k != "_source"},
                                  "sdm": settings.to_dict(), "drop_invalid": drop},
                                 {"input": args.input, "range": args.range},
@@ -274,22 +277,24 @@ def scan(args, comm):
                                 model_card=group_cards[0], model_dir=str(dirs[0].resolve()), n_ranks=size,
                                 ensemble=[{"model_dir": str(d.resolve()), "model_sha256": c["model_sha256"]}
                                           for d, c in zip(dirs, group_cards)] if len(dirs) > 1 else None,
-                                timings_per_rank=timings, decomposition=[b.__dict__ for b in blocks])
-            write_scan(out, grid, {**voxels, "window_count": np.rint(window).astype(np.uint8),
-                                   "ion_count": np.rint(dist.ion_count).astype(np.uint32),
-                                   "plane_visibility": visibility},
-                       cubes, record, {"n_ions": n_total, "cubes_evaluated": len(evaluated),
-                                       "cubes_skipped_few_references": skipped, "n_ranks": size,
-                                       "min_reference": cfg["min_reference"], "ensemble_members": len(dirs),
-                                       "plane_field": json.dumps(field.to_dict()),
-                                       "plane_visibility_threshold": VISIBILITY_THRESHOLD,
-                                       "plane_visibility_meaning": VISIBILITY_MEANING},
-                       ions=None if per_ion is None else
-                       {"l12_probability": per_ion, "method": "ion_mlp", "model_dir": str(Path(cfg["ion_model"]).resolve()),
+                                timings_per_rank=timings, decomposition=[b.__dict__ for b in blocks],
+                                writer="mpio" if writers else "serial")
+        if writers:
+            record = comm.bcast(record)
+        if writers or is_root(comm):
+            write_scan(out, grid, share.of_members(k), record,
+                       {"n_ions": n_total, "cubes_evaluated": share.n_cubes, "cubes_skipped_few_references": share.skipped,
+                        "n_ranks": size, "min_reference": cfg["min_reference"], "ensemble_members": len(dirs),
+                        "plane_field": json.dumps(field.to_dict()), "plane_visibility_threshold": VISIBILITY_THRESHOLD,
+                        "plane_visibility_meaning": VISIBILITY_MEANING},
+                       ion_attrs=None if per_ion is None else
+                       {"method": "ion_mlp", "model_dir": str(Path(cfg["ion_model"]).resolve()),
                         "model_sha256": load_ion_card(cfg["ion_model"])["model_sha256"]},
-                       overwrite=args.overwrite)
-            log.info("scan: %d ions, %d cubes evaluated, %d skipped (< %d references) -> %s in %.1f s",
-                     n_total, len(evaluated), skipped, cfg["min_reference"], out, time.time() - t0)
+                       overwrite=args.overwrite, comm=writers)
+        if is_root(comm):
+            log.info("scan: %d ions, %d cubes evaluated, %d skipped (< %d references) -> %s (%s writer) in %.1f s",
+                     n_total, share.n_cubes, share.skipped, cfg["min_reference"], out,
+                     "mpio" if writers else "serial", time.time() - t0)
     comm.Barrier()
     ckpt.remove()
     return json.dumps(timings[0]) if timings else ""

@@ -20,9 +20,11 @@ chi^2 with one degree of freedom, and SUPERLATTICE_THRESHOLD = 9 keeps chance be
 precipitate whose ions carry it was seen, even where the fundamental of the matrix around it is
 too faint to be resolved."""
 import numpy as np
-from scipy.ndimage import uniform_filter
+
+from .voxel import window_sums
 
 WINDOWS_NM = (5, 9, 13)
+REACH = max(WINDOWS_NM) - 1        # voxels a score reads on either side
 THRESHOLD = 6.0
 SUPERLATTICE_THRESHOLD = 9.0
 MEANING = ("fundamental {022} coherent power at the fitted planes, in units of its no-planes mean, "
@@ -38,21 +40,22 @@ def phasor_sums(shape, flat_voxel: np.ndarray, psi: np.ndarray) -> np.ndarray:
                      for w in (None, np.cos(psi), np.sin(psi))]).astype(np.float64)
 
 
-def _window_power(sums: np.ndarray, w: int, corner: tuple) -> np.ndarray:
-    """Power of the w^3 window that has each voxel at its `corner` (0 low, 1 high per axis)."""
-    origin = tuple(-(w // 2) if c == 0 else (w - 1) // 2 for c in corner)
-    n, c, s = (uniform_filter(a, w, mode="constant", origin=origin) for a in sums)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0.5 / w ** 3, (c * c + s * s) / n * w ** 3, 0.0)
-
-
 def plane_visibility(sums: np.ndarray) -> np.ndarray:
-    """Per-voxel score (float32) from the voxel phasor sums of the whole grid."""
+    """Per-voxel score (float32) from voxel phasor sums (the grid is 0 beyond `sums`). A voxel's
+    score reads sums up to REACH voxels away, summed in a fixed order: a share of rows with REACH
+    rows either side (or the grid's edge) gives the same bits as the whole grid."""
     best = np.zeros(sums.shape[1:])
     corners = [(a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1)]
     for w in WINDOWS_NM:
-        powers = np.sort(np.stack([_window_power(sums, w, k) for k in corners]), axis=0)
-        np.maximum(best, powers[-5], out=best)
+        # window sums starting at every index -(w-1)..n-1: the window with a voxel at its low corner
+        # starts at the voxel, the one with it at its high corner w - 1 before it
+        n, c, s = (window_sums(np.pad(a, w - 1), w) for a in sums)
+        powers = []
+        for corner in corners:
+            at = tuple(slice((1 - k) * (w - 1), (1 - k) * (w - 1) + size) for k, size in zip(corner, best.shape))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                powers.append(np.where(n[at] > 0.5, (c[at] ** 2 + s[at] ** 2) / n[at], 0.0))
+        np.maximum(best, np.sort(np.stack(powers), axis=0)[-5], out=best)
     return best.astype(np.float32)
 
 

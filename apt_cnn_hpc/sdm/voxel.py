@@ -51,6 +51,22 @@ def voxel_layer_maps(index: PartnerIndex, ref_pos, ref_ids, ref_vox, window):
     return zx.reshape(nx, ny, b, b)
 
 
+def window_sums(a: np.ndarray, m: int, axes=(-3, -2, -1)) -> np.ndarray:
+    """Sums of m consecutive entries along each of `axes` (each shorter by m - 1), added in a fixed
+    order: a part of an array with its m - 1 following entries gives the same bits as the whole
+    (box_sum_axis's running sums do not)."""
+    for axis in axes:
+        n = a.shape[axis] - m + 1
+        at = [slice(None)] * a.ndim
+        at[axis] = slice(0, n)
+        out = a[tuple(at)].copy()
+        for d in range(1, m):
+            at[axis] = slice(d, d + n)
+            out += a[tuple(at)]
+        a = out
+    return a
+
+
 def box_sum_axis(a: np.ndarray, starts: np.ndarray, m: int, axis: int) -> np.ndarray:
     """Sums of m consecutive entries along `axis` starting at `starts` (clipped to the array)."""
     n = a.shape[axis]
