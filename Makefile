@@ -4,13 +4,19 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export APT_CNN_NO_PROGRESS ?= 0
 
-.PHONY: install test demo bench model model-table1 model-ions clean-venv
+.PHONY: install test test-mpio demo bench model model-table1 model-ions clean-venv
 
 install:
 	bash scripts/install.sh
 
 test: install
 	$(PY) -m pytest -q -ra tests
+
+# The parallel-HDF5 job (CI runs it after `make test`): Debian's Open MPI and parallel HDF5, a venv
+# (.venv-mpio) with mpi4py and h5py built against them, and the mpio writer's tests under mpiexec.
+test-mpio:
+	bash scripts/install_mpio.sh
+	APT_CNN_REQUIRE_MPIO=1 .venv-mpio/bin/python -m pytest -q -ra tests/test_mpio.py
 
 demo: install
 	bash scripts/demo.sh
