@@ -6,6 +6,7 @@ the voxel map and the per-ion probabilities equal the 1-rank run's.
 
   python bench/scale.py                      section 60x60x12 nm, cone (12 deg), needle 20x20x200 nm
   python bench/scale.py --cases section --ranks 1 2 4 --budgets 3584 1000000
+  .venv-mpio/bin/python bench/scale.py --cases section --writer serial mpio   (make test-mpio builds it)
 
 Specimens come from `apt-cnn specimen` (seed 15). A budget of 1000000 MB means no tiling: each rank
 streams its whole block, so its map window is the block's cross-section (the pre-budget behaviour).
@@ -13,6 +14,7 @@ CPU seconds, not wall seconds, measure the imbalance: this machine has 2 cores, 
 """
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,10 +53,12 @@ def main():
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     ap.add_argument("--ranks", nargs="+", type=int, default=[1, 2, 4])
     ap.add_argument("--budgets", nargs="+", type=float, default=[3584.0, 1e6])
+    ap.add_argument("--writer", nargs="+", default=["auto"], choices=["auto", "serial", "mpio"],
+                    help="scan writers to compare (mpio needs h5py built with MPI)")
     a = ap.parse_args()
     env = bench_env()
     cli = [sys.executable, "-m", "apt_cnn_hpc"]
-    mpiexec = str(Path(sys.executable).parent / "mpiexec")
+    mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
     env.update({"OMPI_MCA_rmaps_base_oversubscribe": "1", "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe"})
     out = {}
     with tempfile.TemporaryDirectory() as d:
@@ -64,14 +68,14 @@ def main():
             subprocess.run(cli + ["specimen", "--config", str(d / f"{case}.yaml"), "--out", str(d / case),
                                   "--seed", "15"], env=env, check=True, capture_output=True)
             res = {}
-            for budget in a.budgets:
+            for budget, writer in ((b, w) for b in a.budgets for w in a.writer):
                 base = None
                 for n in a.ranks:
-                    scan = d / f"{case}_{n}_{budget:.0f}.h5"
+                    scan = d / f"{case}_{n}_{budget:.0f}_{writer}.h5"
                     t = time.perf_counter()
                     subprocess.run([mpiexec, "-n", str(n)] + cli + [
                         "scan", str(d / f"{case}.pos"), "--range", str(d / f"{case}.rrng"), "--out", str(scan),
-                        "--memory-budget", str(budget)], env=env, check=True, capture_output=True)
+                        "--memory-budget", str(budget), "--writer", writer], env=env, check=True, capture_output=True)
                     rows, ps, ions, blocks = per_rank(scan)
                     peak, cpu = max(r["peak_rss_mb"] for r in rows), [r["cpu_s"] for r in rows]
                     entry = {"wall_s": round(time.perf_counter() - t, 1), "per_rank": rows,
@@ -83,8 +87,9 @@ def main():
                         entry["peak_over_first"] = round(peak / base[0], 3)
                         entry["voxel_map_max_diff"] = float(np.abs(ps - base[1]).max())
                         entry["per_ion_equal"] = bool(ions is None or np.array_equal(ions, base[2]))
-                    res[f"budget_{budget:.0f}_mb/ranks_{n}"] = entry
-                    print(json.dumps({case: {f"budget_{budget:.0f}_mb/ranks_{n}": entry}}), file=sys.stderr)
+                    key = f"budget_{budget:.0f}_mb/writer_{writer}/ranks_{n}"
+                    res[key] = entry
+                    print(json.dumps({case: {key: entry}}), file=sys.stderr)
             out[case] = res
     print(json.dumps(out, indent=1))
 

@@ -135,7 +135,7 @@ def worker(pos, rng_path, sample: int):
     from apt_cnn_hpc.model.predict import Predictor
     from apt_cnn_hpc.parallel import comm_world
     from apt_cnn_hpc.parallel.mpi import configure_tensorflow
-    from apt_cnn_hpc.scan.budget import tile_voxels
+    from apt_cnn_hpc.scan.budget import current_rss_mb, tile_voxels
     from apt_cnn_hpc.scan.decompose import distribute
     from apt_cnn_hpc.scan.run import DEFAULT_MODEL, cube_inputs, scan_settings, selected_maps
     comm = comm_world()
@@ -191,11 +191,6 @@ SCALING_ASSUMPTIONS = (
     "evenly over z-slabs (the tip's longest axis, where the bisection cuts first); each slab also holds "
     "(cube - stride) + radius = 4.5 nm of halo ions on either side; slabs thinner than ~9 nm hold more "
     "halo than own ions, where the scan cuts across x and y too, which this model leaves out")
-
-
-def current_rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
 def scaling_model(measured: dict, n_ions: float, height_nm: float, ranks=(2, 16, 64, 128, 256)):

@@ -6,6 +6,7 @@ rest of the rank is Python, TensorFlow and the models (BASE_MB), the CNN's activ
 inference batch (MB_PER_BATCH_MAP per map), about BYTES_PER_ION per ion with halo, and the
 cube-origin grids."""
 import logging
+import os
 
 log = logging.getLogger(__name__)
 BASE_MB = 700.0           # Python, TensorFlow, the CNN and the per-ion models, loaded (0.65 GB measured)
@@ -25,3 +26,9 @@ def tile_voxels(budget_mb: float, n_ions: int, n_cube_origins: int, n_grids: int
                     "%.1f MB per voxel column of a tile): tiles of one cube; raise --memory-budget or add ranks",
                     budget_mb, fixed_mb, per_voxel_mb)
     return max(voxels, m * m)
+
+
+def current_rss_mb() -> float:
+    """This process's resident memory now (MB), to compare with the budget's estimates."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20

@@ -31,7 +31,7 @@ from . import planes
 from .checkpoint import Checkpoints
 from .ion_probability import ion_probability, missing_solutes
 from ..parallel.mpi import collective
-from .budget import tile_voxels
+from .budget import current_rss_mb, tile_voxels
 from .assemble import ScanParts
 from .decompose import AXES, distribute
 from .rows import WRITERS, WriteRows
@@ -217,6 +217,7 @@ def scan(args, comm):
     configure_tensorflow(comm)
     predictors = [Predictor(load_model(d), batch=cfg["batch"], precision=cfg["precision"],
                             calibration=card.get("calibration")) for d, card in zip(model_dirs, cards)]
+    rss_before_maps = current_rss_mb()   # what the budget's fixed part estimates (BASE_MB, BYTES_PER_ION)
     bar = progress(sum((t[0][1] - t[0][0]) * (t[1][1] - t[1][0]) * len(k) for t, k in todo.items()),
                    f"scan (rank 0 of {size})", comm, unit="cube")
     t_maps = t_inf = 0.0
@@ -255,7 +256,7 @@ def scan(args, comm):
 
     timings = {"read_exchange_s": t_read, **phases, "maps_s": t_maps, "inference_s": t_inf,
                "cubes_evaluated": n_eval, "ions_with_halo": len(local_xyz), "tiles": len(tiles),
-               "memory_budget_mb": budget_mb}
+               "memory_budget_mb": budget_mb, "rss_before_maps_mb": round(rss_before_maps)}
     t1 = time.time()
     share = ScanParts(comm, rows, grid, mine, P, E, dist.block_ref, visibility, local_xyz[own], per_ion)
     timings["assemble_s"] = time.time() - t1
