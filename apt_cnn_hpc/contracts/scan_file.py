@@ -20,7 +20,9 @@
          centre_xy, tilt_deg, spacing_nm, significance, found), plane_visibility_threshold,
          plane_visibility_meaning (scans before these were added have none of the three)
 Voxel (i, j, k) covers origin_nm + [i, i+1) x [j, j+1) x [k, k+1) * voxel_nm. The segmentation
-(contracts/segmentation.py) adds its groups to the same file.
+(contracts/segmentation.py) adds its groups to the same file. Datasets are chunked (voxels 32^3,
+2^18 ions, 2^16 cubes) and, but for the cube table, gzip-1 compressed; the serial writer and the
+collective mpio writer (every rank its rows) make the same layout.
 """
 import json
 from dataclasses import dataclass, field
