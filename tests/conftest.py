@@ -65,7 +65,7 @@ def rank_scans(small_specimen, tmp_path_factory):
     (d / "slabs.yaml").write_text("per_ion_slab_ions: 20000\n")
     out = {}
     for n in (1, 2, 3):
-        budget = ["--memory-budget", 1100, "--config", d / "slabs.yaml"] if n == 3 else []
+        budget = ["--memory-budget", 1350, "--config", d / "slabs.yaml"] if n == 3 else []
         proc = run_cli("scan", f"{small_specimen}.pos", "--range", f"{small_specimen}.rrng",
                        "--out", d / f"scan{n}.h5", d / f"scan{n}_table1.h5", *budget,
                        "--model", REPO / "models" / "default", REPO / "models" / "table1", ranks=n)

@@ -34,7 +34,7 @@ def run_scan(specimen, out, ranks, *extra, script=None):
     import subprocess
     py = [sys.executable, "-c", script] if script else [sys.executable, "-m", "apt_cnn_hpc"]
     cmd = [mpiexec(), "-n", str(ranks), *py, "scan", f"{specimen}.pos", "--range", f"{specimen}.rrng",
-           "--out", str(out), "--memory-budget", "1100", *map(str, extra)]
+           "--out", str(out), "--memory-budget", "1350", *map(str, extra)]
     return subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=900, cwd=REPO)
 
 

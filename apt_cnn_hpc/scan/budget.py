@@ -5,13 +5,17 @@ the layer being inferred, the box sums made a few map rows at a time), int32 bin
 rest of the rank is Python, TensorFlow and the models (BASE_MB), the CNN's activations for one
 inference batch (MB_PER_BATCH_MAP per map), about BYTES_PER_ION per ion with halo, and the
 cube-origin grids."""
+import ctypes
+import ctypes.util
 import logging
 import os
 
 log = logging.getLogger(__name__)
-BASE_MB = 700.0           # Python, TensorFlow, the CNN and the per-ion models, loaded (0.65 GB measured)
+BASE_MB = 950.0           # Python, TensorFlow, the CNN and the per-ion models, loaded and run (0.95 GB measured)
 MB_PER_BATCH_MAP = 4.2    # the CNN's activations per map of an inference batch (1.70 GB at 256, 0.92 at 64)
-BYTES_PER_ION = 150.0     # positions, partner index, per-ion pass (82 B + ~60 B measured)
+BYTES_PER_ION = 90.0      # what a rank holds per ion with halo during the maps: positions, labels, record
+                          # indices, the partner index, the per-ion results (86 B measured, after
+                          # release_free_memory)
 LAYERS_HELD = 8
 
 
@@ -32,3 +36,13 @@ def current_rss_mb() -> float:
     """This process's resident memory now (MB), to compare with the budget's estimates."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def release_free_memory():
+    """Hand the heap memory a pass has freed back to the OS (glibc keeps the many mid-sized blocks
+    of the per-ion pass's chunks: 180 bytes per ion before the maps, measured), so what the rank
+    holds during the maps is what the budget estimates. A no-op without glibc."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)

@@ -31,7 +31,7 @@ from . import planes
 from .checkpoint import Checkpoints
 from .ion_probability import ion_probability, missing_solutes
 from ..parallel.mpi import collective
-from .budget import current_rss_mb, tile_voxels
+from .budget import current_rss_mb, release_free_memory, tile_voxels
 from .assemble import ScanParts
 from .decompose import AXES, distribute
 from .rows import WRITERS, WriteRows
@@ -213,6 +213,7 @@ def scan(args, comm):
                                   grid, field, (phasors, first_voxel), [(b.box_lo_nm, b.box_hi_nm) for b in blocks],
                                   cfg["per_ion_slab_ions"])
         phases["per_ion_s"] = time.time() - t1
+        release_free_memory()
 
     configure_tensorflow(comm)
     predictors = [Predictor(load_model(d), batch=cfg["batch"], precision=cfg["precision"],
