@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=float, nargs=3, metavar=("X", "Y", "Z"), help="box size in nm")
     s.add_argument("--same-composition", action="store_true",
                    help="ordered domains with exactly the matrix composition")
+    s.add_argument("--stream", action="store_true",
+                   help="write slab by slab without holding the specimen (any size; another draw of the ions)")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=_stage("crystal.run:run"))
 

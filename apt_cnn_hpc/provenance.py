@@ -20,15 +20,17 @@ def software_versions() -> dict:
 
 
 def provenance(config: dict, inputs: dict | None = None, model_sha256: str | None = None,
-               **extra) -> dict:
-    """A JSON-able record; `inputs` maps a role to a path whose SHA-256 is taken."""
+               hashes: dict | None = None, **extra) -> dict:
+    """A JSON-able record; `inputs` maps a role to a path whose SHA-256 is taken (or given in
+    `hashes`, for a file hashed while it was written)."""
     rec = {
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),
         "command": " ".join(sys.argv),
         "software": software_versions(),
         "config": config,
-        "inputs": {k: {"path": str(p), "abspath": os.path.abspath(p), "sha256": sha256_file(p)}
+        "inputs": {k: {"path": str(p), "abspath": os.path.abspath(p),
+                       "sha256": (hashes or {}).get(k) or sha256_file(p)}
                    for k, p in (inputs or {}).items()},
     }
     if model_sha256:

@@ -90,3 +90,42 @@ def test_cone_specimen(tmp_path):
         assert len(bg) == len(ions)
         assert np.mean(lab[~bg] >= 0) > 0.97             # real ions fall in their ranges
         assert f["provenance"].attrs["json"]
+
+
+def test_streamed_specimen_is_a_valid_specimen_of_the_same_setup(tmp_path):
+    """`specimen --stream` writes slab by slab: the same precipitates as the in-memory specimen of
+    the config, the same ion density and composition, truth that matches every ion (through the
+    reconstruction's curvature and depth scale), background spread over the depth, depth order."""
+    import json
+
+    from apt_cnn_hpc.contracts.truth import read_truth
+    from apt_cnn_hpc.fileutil import sha256_file
+    cfg = _small(size_nm=[14, 14, 30], seed=4)
+    cfg["detector"] = {**cfg["detector"], "curvature_radius_nm": 40.0, "z_scale": 1.03, "background_fraction": 0.02}
+    (tmp_path / "s.yaml").write_text(json.dumps(cfg))
+    proc = run_cli("specimen", "--config", tmp_path / "s.yaml", "--out", tmp_path / "s", "--stream")
+    assert proc.returncode == 0, proc.stderr
+    ions = read_ions(tmp_path / "s.pos")
+    mem = make_specimen(cfg)
+    truth = read_truth(tmp_path / "s_truth.h5", len(ions))
+    np.testing.assert_array_equal(truth.centre_nm, mem["centres"])
+    assert len(ions) == pytest.approx(len(mem["xyz"]), rel=0.01)
+    with h5py.File(tmp_path / "s_truth.h5") as f:
+        sp, bg = f["ions/species"][:], f["ions/is_background"][:]
+        names = list(f["ions"].attrs["species_names"])
+        prov = json.loads(f["provenance"].attrs["json"])
+    assert prov["inputs"]["pos"]["sha256"] == sha256_file(tmp_path / "s.pos")
+    pid, real = truth.precipitate_id, ~bg
+    assert np.mean(sp[real] == names.index("Li")) == pytest.approx(0.0679, abs=0.01)
+    assert np.mean(sp[real] == names.index("Mg")) == pytest.approx(0.0518, abs=0.01)
+    assert np.mean(sp[real & (pid > 0)] == names.index("Li")) > 2.5 * np.mean(sp[real & (pid == 0)] == names.index("Li"))
+    k = (pid > 0) & real
+    d = np.linalg.norm(ions.xyz[k] - truth.reconstructed_centres()[pid[k] - 1], axis=1)
+    assert k.sum() > 1000 and np.all(d < truth.radius_nm[pid[k] - 1] * 1.05 + 4 * 0.35)
+    # background: its share, and spread over the depth like the ions
+    assert bg.mean() == pytest.approx(0.02 / 1.02, rel=0.15)
+    z = ions.xyz[:, 2]
+    assert np.mean(z[bg] < 15) == pytest.approx(np.mean(z < 15), abs=0.06)
+    # evaporation order: by depth, slab after slab
+    assert np.corrcoef(np.arange(len(z)), z)[0, 1] > 0.99
+    assert set(read_ranges(tmp_path / "s.rrng").ion_names) == {"Al", "Li", "Mg"}

@@ -9,6 +9,7 @@
 A file of this layout from any other generator is read the same (the schema attribute is then
 optional: only the datasets above are required).
 """
+import contextlib
 import json
 from dataclasses import dataclass
 
@@ -23,27 +24,58 @@ from .schema import check_schema, schema_name
 KIND, VERSION = "truth", 1
 
 
+ION_DATASETS = (("precipitate_id", np.int32), ("is_background", bool), ("species", np.int16))
+
+
+class TruthWriter:
+    """The per-ion datasets grow as chunks are appended (in POS order); finish() adds the
+    precipitates, the attributes and the provenance."""
+
+    def __init__(self, f: h5py.File, species_names):
+        self.f = f
+        g = f.create_group("ions")
+        for name, dtype in ION_DATASETS:
+            g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1 << 18,), compression="gzip")
+        g.attrs["species_names"] = species_names
+        g.attrs["doc"] = ("per ion, in POS order: precipitate_id 0 = matrix, k >= 1 = "
+                          "precipitate k (by true position); is_background = random noise ion")
+        self.n = 0
+
+    def append(self, precipitate_id, is_background, species):
+        g, k = self.f["ions"], len(precipitate_id)
+        for (name, _), values in zip(ION_DATASETS, (precipitate_id, is_background, species)):
+            g[name].resize((self.n + k,))
+            g[name][self.n:] = values
+        self.n += k
+
+    def finish(self, spec: dict, record: dict):
+        """spec: centres, radii, variants, precipitate_structure, precipitate_composition,
+        matrix_composition, instrument (make_specimen's keys)."""
+        f = self.f
+        p = f.create_group("precipitates")
+        p.create_dataset("centre_nm", data=spec["centres"])
+        p.create_dataset("radius_nm", data=spec["radii"])
+        p.create_dataset("variant", data=spec["variants"])
+        p.attrs["structure"] = spec["precipitate_structure"]
+        p.attrs["composition"] = str(spec["precipitate_composition"])
+        f.attrs["matrix_composition"] = str(spec["matrix_composition"])
+        f.attrs["n_ions"] = self.n
+        f.attrs["instrument"] = json.dumps(spec.get("instrument", {}))
+        f.attrs["schema"] = schema_name(KIND, VERSION)
+        write_h5_provenance(f, record)
+
+
+@contextlib.contextmanager
+def truth_writer(path, species_names, overwrite: bool = True):
+    """Yield a TruthWriter on a temporary file, renamed to `path` when the block succeeds."""
+    with atomic_output(path, overwrite) as tmp, h5py.File(tmp, "w") as f:
+        yield TruthWriter(f, species_names)
+
+
 def write_truth(path, spec: dict, record: dict, overwrite: bool = True):
-    with atomic_output(path, overwrite) as tmp:
-        with h5py.File(tmp, "w") as f:
-            g = f.create_group("ions")
-            g.create_dataset("precipitate_id", data=spec["precipitate_id"], compression="gzip")
-            g.create_dataset("is_background", data=spec["is_background"], compression="gzip")
-            g.create_dataset("species", data=spec["species_true"], compression="gzip")
-            g.attrs["species_names"] = spec["species_names"]
-            g.attrs["doc"] = ("per ion, in POS order: precipitate_id 0 = matrix, k >= 1 = "
-                              "precipitate k (by true position); is_background = random noise ion")
-            p = f.create_group("precipitates")
-            p.create_dataset("centre_nm", data=spec["centres"])
-            p.create_dataset("radius_nm", data=spec["radii"])
-            p.create_dataset("variant", data=spec["variants"])
-            p.attrs["structure"] = spec["precipitate_structure"]
-            p.attrs["composition"] = str(spec["precipitate_composition"])
-            f.attrs["matrix_composition"] = str(spec["matrix_composition"])
-            f.attrs["n_ions"] = len(spec["precipitate_id"])
-            f.attrs["instrument"] = json.dumps(spec.get("instrument", {}))
-            f.attrs["schema"] = schema_name(KIND, VERSION)
-            write_h5_provenance(f, record)
+    with truth_writer(path, spec["species_names"], overwrite) as w:
+        w.append(spec["precipitate_id"], spec["is_background"], spec["species_true"])
+        w.finish(spec, record)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 import logging
 
 from ..config import load_config
-from .specimen import make_specimen, write_specimen
+from ..parallel import progress
+from .specimen import make_specimen, stream_specimen, write_specimen
 
 log = logging.getLogger(__name__)
 
@@ -14,6 +15,12 @@ def run(args):
             cfg[key] = value
     if args.same_composition:
         cfg["same_composition"] = True
+    if args.stream or cfg.get("stream", False):
+        with progress(0, "specimen", unit="slab") as bar:
+            spec = stream_specimen(cfg, args.out, overwrite=args.overwrite, bar=bar)
+        log.info("specimen: %d ions streamed in 4 nm slabs, %d precipitates -> %s.pos, .rrng, _truth.h5",
+                 spec["n_ions"], len(spec["radii"]), args.out)
+        return
     spec = make_specimen(cfg)
     paths = write_specimen(spec, args.out, cfg, overwrite=args.overwrite)
     log.info("specimen: %d ions, %d precipitates (mean radius %.2f nm) -> %s",

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..config import positive, value_range
 from ..errors import InputError
-from ..contracts.truth import write_truth
-from ..io import RangeTable, write_pos, write_rrng
+from ..contracts.truth import truth_writer, write_truth
+from ..io import RangeTable, pos_writer, write_pos, write_rrng
 from ..provenance import provenance
 from .detector import Instrument, draw_species
 from .lattice import lattice_sites
@@ -165,54 +165,98 @@ def _draw_mq(spec_names: list, species: np.ndarray, ms, peaks, rng) -> np.ndarra
     return mq
 
 
-def make_specimen(cfg: dict):
-    """Build the specimen in memory. Returns dict with xyz, mq, precipitate_id, is_background,
-    centres, radii, variants, range table and the phases' compositions."""
-    rng = np.random.default_rng(int(cfg.get("seed", 0)))
-    shape = _shape(cfg)
-    matrix, prec = _phases(cfg, load_structure(cfg["matrix"]), load_structure(cfg["precipitate"]))
-    inst = Instrument.from_dict(cfg.get("detector", {}), "specimen config detector")
-    rot = orientation_matrix(cfg.get("pole", (0, 1, 1)), cfg.get("x_direction", (1, 0, 0)),
-                             float(cfg.get("azimuth_deg", 0.0)), inst.pole_tilt_deg, inst.pole_tilt_azimuth_deg)
-    centres, radii = _place_precipitates(shape, cfg["precipitates"], rng)
-    variants = rng.integers(0, len(prec.variants), len(radii))
-    names = matrix.species + [s for s in prec.species if s not in matrix.species]
-    ms, peaks = _mass_model(cfg, names)
-    xyz, spec, pid = [], [], []
-    # true positions that noise, magnification, curved planes or the depth scale may bring inside
-    reach = 4 * max(inst.sigma_xy_nm, inst.sigma_z_nm) + abs(inst.interface_magnification - 1) * radii.max(initial=0)
-    sag = (shape.size[0] ** 2 + shape.size[1] ** 2) / (8 * inst.curvature_radius_nm) if inst.curvature_radius_nm else 0
-    lo, hi = shape.lo() - reach, shape.hi() + reach
-    lo[2], hi[2] = shape.lo()[2] / inst.z_scale - sag - reach, shape.hi()[2] / inst.z_scale + reach
-    for z0 in np.arange(lo[2], hi[2], SLAB_NM):
-        slo, shi = lo.copy(), hi.copy()
-        slo[2], shi[2] = z0, min(z0 + SLAB_NM, hi[2])
-        pos, basis, frac = lattice_sites(matrix.sites, matrix.a_nm, rot, slo, shi)
-        s = draw_species(matrix.sublattice[basis], matrix.occupancy, names, rng)
+@dataclass
+class _Setup:
+    """Everything drawn or derived before the ions: the same for the in-memory and the streamed
+    specimen of a config."""
+    rng: np.random.Generator
+    shape: Shape
+    matrix: Structure
+    prec: Structure
+    inst: Instrument
+    rot: np.ndarray
+    centres: np.ndarray
+    radii: np.ndarray
+    variants: np.ndarray
+    names: list
+    ms: dict
+    peaks: dict
+    lo: np.ndarray              # the true positions that may reconstruct inside the shape
+    hi: np.ndarray
+
+    @classmethod
+    def of(cls, cfg: dict) -> "_Setup":
+        rng = np.random.default_rng(int(cfg.get("seed", 0)))
+        shape = _shape(cfg)
+        matrix, prec = _phases(cfg, load_structure(cfg["matrix"]), load_structure(cfg["precipitate"]))
+        inst = Instrument.from_dict(cfg.get("detector", {}), "specimen config detector")
+        rot = orientation_matrix(cfg.get("pole", (0, 1, 1)), cfg.get("x_direction", (1, 0, 0)),
+                                 float(cfg.get("azimuth_deg", 0.0)), inst.pole_tilt_deg, inst.pole_tilt_azimuth_deg)
+        centres, radii = _place_precipitates(shape, cfg["precipitates"], rng)
+        variants = rng.integers(0, len(prec.variants), len(radii))
+        names = matrix.species + [s for s in prec.species if s not in matrix.species]
+        ms, peaks = _mass_model(cfg, names)
+        # true positions that noise, magnification, curved planes or the depth scale may bring inside
+        reach = 4 * max(inst.sigma_xy_nm, inst.sigma_z_nm) + abs(inst.interface_magnification - 1) * radii.max(initial=0)
+        sag = (shape.size[0] ** 2 + shape.size[1] ** 2) / (8 * inst.curvature_radius_nm) if inst.curvature_radius_nm else 0
+        lo, hi = shape.lo() - reach, shape.hi() + reach
+        lo[2], hi[2] = shape.lo()[2] / inst.z_scale - sag - reach, shape.hi()[2] / inst.z_scale + reach
+        return cls(rng, shape, matrix, prec, inst, rot, centres, radii, variants, names, ms, peaks, lo, hi)
+
+    def slab_starts(self) -> np.ndarray:
+        return np.arange(self.lo[2], self.hi[2], SLAB_NM)
+
+    def slab(self, z0: float):
+        """(reconstructed positions inside the shape, true species, precipitate id) of the atoms
+        whose true z is in [z0, z0 + SLAB_NM)."""
+        slo, shi = self.lo.copy(), self.hi.copy()
+        slo[2], shi[2] = z0, min(z0 + SLAB_NM, self.hi[2])
+        centres, radii, rng = self.centres, self.radii, self.rng
+        pos, basis, frac = lattice_sites(self.matrix.sites, self.matrix.a_nm, self.rot, slo, shi)
+        s = draw_species(self.matrix.sublattice[basis], self.matrix.occupancy, self.names, rng)
         p = np.zeros(len(pos), np.int32)
         near = np.flatnonzero((centres[:, 2] + radii > slo[2]) & (centres[:, 2] - radii < shi[2]))
         for k in near:
             inside = np.flatnonzero(np.sum((pos - centres[k]) ** 2, axis=1) < radii[k] ** 2)
             p[inside] = k + 1
-            subl = prec.site_sublattice(frac[inside], int(variants[k]))
-            s[inside] = draw_species(subl, prec.occupancy, names, rng)
+            subl = self.prec.site_sublattice(frac[inside], int(self.variants[k]))
+            s[inside] = draw_species(subl, self.prec.occupancy, self.names, rng)
         nearby = np.flatnonzero((centres[:, 2] + 4 * radii > slo[2]) & (centres[:, 2] - 4 * radii < shi[2]))
-        keep, pos = inst.detect(pos, rng, centres[nearby], radii[nearby])
+        keep, pos = self.inst.detect(pos, rng, centres[nearby], radii[nearby])
         s, p = s[keep], p[keep]
-        ok = shape.inside(pos)
-        xyz.append(pos[ok])
-        spec.append(s[ok])
-        pid.append(p[ok])
-    xyz, spec, pid = np.concatenate(xyz), np.concatenate(spec), np.concatenate(pid)
-    mq = _draw_mq(names, spec, ms, peaks, rng)
-    n_bg = int(round(inst.background_fraction * len(xyz)))
-    bg_xyz = shape.lo() + rng.random((n_bg * 3, 3)) * shape.size
-    bg_xyz = bg_xyz[shape.inside(bg_xyz)][:n_bg]
-    lo_da, hi_da = value_range(ms, "background_da", "specimen config", lo=0)
-    bg_mq = rng.uniform(lo_da, hi_da, len(bg_xyz)).astype(np.float32)
-    bg_pid = np.zeros(len(bg_xyz), np.int32)
-    for k in range(len(radii)):
-        bg_pid[np.sum((bg_xyz - centres[k]) ** 2, axis=1) < radii[k] ** 2] = k + 1
+        ok = self.shape.inside(pos)
+        return pos[ok], s[ok], p[ok]
+
+    def background(self, n: int, lo_z: float, hi_z: float):
+        """(positions, m/n, precipitate id) of n noise ions uniform in the shape between lo_z and hi_z."""
+        lo, size = self.shape.lo().copy(), self.shape.size.copy()
+        lo[2], size[2] = max(lo_z, lo[2]), max(min(hi_z, lo[2] + size[2]) - max(lo_z, lo[2]), 0.0)
+        xyz = lo + self.rng.random((n * 3, 3)) * size
+        xyz = xyz[self.shape.inside(xyz)][:n]
+        lo_da, hi_da = value_range(self.ms, "background_da", "specimen config", lo=0)
+        mq = self.rng.uniform(lo_da, hi_da, len(xyz)).astype(np.float32)
+        pid = np.zeros(len(xyz), np.int32)
+        for k in np.flatnonzero((self.centres[:, 2] + self.radii > lo[2]) & (self.centres[:, 2] - self.radii < lo[2] + size[2])):
+            pid[np.sum((xyz - self.centres[k]) ** 2, axis=1) < self.radii[k] ** 2] = k + 1
+        return xyz, mq, pid
+
+    def summary(self) -> dict:
+        """What the truth file records beside the ions."""
+        return {"centres": self.centres, "radii": self.radii, "variants": self.variants,
+                "species_names": self.names, "ranges": _range_table(self.ms, self.peaks),
+                "matrix_composition": self.matrix.composition(),
+                "precipitate_composition": self.prec.composition(),
+                "precipitate_structure": self.prec.name,
+                "instrument": dataclasses.asdict(self.inst)}
+
+
+def make_specimen(cfg: dict):
+    """Build the specimen in memory. Returns dict with xyz, mq, precipitate_id, is_background,
+    centres, radii, variants, range table and the phases' compositions."""
+    st = _Setup.of(cfg)
+    xyz, spec, pid = (np.concatenate(a) for a in zip(*(st.slab(z0) for z0 in st.slab_starts())))
+    mq = _draw_mq(st.names, spec, st.ms, st.peaks, st.rng)
+    bg_xyz, bg_mq, bg_pid = st.background(int(round(st.inst.background_fraction * len(xyz))), -np.inf, np.inf)
     # evaporation order: roughly by depth
     all_xyz = np.concatenate([xyz, bg_xyz]).astype(np.float32)
     order = np.argsort(all_xyz[:, 2], kind="stable")
@@ -222,14 +266,38 @@ def make_specimen(cfg: dict):
         "precipitate_id": np.concatenate([pid, bg_pid])[order],
         "is_background": np.concatenate([np.zeros(len(xyz), bool), np.ones(len(bg_xyz), bool)])[order],
         "species_true": np.concatenate([spec, np.full(len(bg_xyz), -1, np.int16)])[order],
-        "species_names": names,
-        "centres": centres, "radii": radii, "variants": variants,
-        "ranges": _range_table(ms, peaks),
-        "matrix_composition": matrix.composition(),
-        "precipitate_composition": prec.composition(),
-        "precipitate_structure": prec.name,
-        "instrument": dataclasses.asdict(inst),
+        **st.summary(),
     }
+
+
+def stream_specimen(cfg: dict, prefix, overwrite: bool = True, bar=None) -> dict:
+    """Write the specimen slab by slab (4 nm of true depth each) without holding it: each slab's
+    ions, their m/n and the slab's share of background ions, in depth order within the slab. The
+    same phases, precipitates and instrument as make_specimen, but another draw of the ions (m/n
+    and background drawn per slab). Returns the summary with n_ions; `bar` (tqdm) counts slabs."""
+    st = _Setup.of(cfg)
+    pos_path, rng_path, truth_path = f"{prefix}.pos", f"{prefix}.rrng", f"{prefix}_truth.h5"
+    summary = st.summary()
+    starts = st.slab_starts()
+    if bar is not None:
+        bar.total = len(starts)
+    with truth_writer(truth_path, st.names, overwrite) as truth, pos_writer(pos_path, overwrite) as pos:
+        for z0 in starts:
+            xyz, spec, pid = st.slab(z0)
+            mq = _draw_mq(st.names, spec, st.ms, st.peaks, st.rng)
+            # the background of this slab's depth in the reconstruction
+            bg = st.background(int(round(st.inst.background_fraction * len(xyz))), z0 * st.inst.z_scale,
+                               (z0 + SLAB_NM) * st.inst.z_scale)
+            order = np.argsort(np.concatenate([xyz[:, 2], bg[0][:, 2]]), kind="stable")
+            pos.append(np.concatenate([xyz, bg[0]])[order], np.concatenate([mq, bg[1]])[order])
+            truth.append(np.concatenate([pid, bg[2]])[order],
+                         np.concatenate([np.zeros(len(xyz), bool), np.ones(len(bg[0]), bool)])[order],
+                         np.concatenate([spec, np.full(len(bg[0]), -1, np.int16)])[order])
+            if bar is not None:
+                bar.update(1)
+        truth.finish(summary, provenance(cfg, {"pos": pos_path}, hashes={"pos": pos.sha256}))
+    write_rrng(rng_path, summary["ranges"], overwrite)
+    return {**summary, "n_ions": pos.n}
 
 
 def write_specimen(spec: dict, prefix, cfg: dict, overwrite: bool = True):

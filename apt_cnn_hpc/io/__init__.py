@@ -4,8 +4,8 @@ Reading goes through ifes-apt-tc-data-modeling where it can; our own memory-mapp
 byte-range reads of POS/ePOS on many ranks. Every failure is an `InputError` naming the file.
 """
 from .ions import Ions, read_ions, count_ions, ion_record_range
-from .posfile import write_pos
+from .posfile import pos_writer, write_pos
 from .ranges import RangeTable, read_ranges, write_rrng
 
-__all__ = ["Ions", "read_ions", "count_ions", "ion_record_range", "write_pos",
+__all__ = ["Ions", "read_ions", "count_ions", "ion_record_range", "pos_writer", "write_pos",
            "RangeTable", "read_ranges", "write_rrng"]

@@ -4,6 +4,8 @@ POS: big-endian float32 records (x, y, z, m/n), 16 bytes. ePOS: 11 big-endian 4-
 44 bytes: x, y, z, m/n, TOF, V_dc, V_pulse, det_x, det_y (float32), delta_pulse, ions_per_pulse
 (uint32). Only x, y, z, m/n are used here.
 """
+import contextlib
+import hashlib
 import os
 
 import numpy as np
@@ -55,14 +57,39 @@ def read_records(path, start: int = 0, stop: int | None = None):
     return xyz, mq
 
 
+class PosWriter:
+    """Appends POS records to an open file, hashing them as they go (a streamed file's SHA-256
+    without reading it back)."""
+
+    def __init__(self, fh):
+        self._fh, self._hash, self.n = fh, hashlib.sha256(), 0
+
+    def append(self, xyz, mq):
+        xyz = np.asarray(xyz, dtype=np.float32)
+        mq = np.asarray(mq, dtype=np.float32)
+        if xyz.ndim != 2 or xyz.shape[1] != 3 or mq.shape != (xyz.shape[0],):
+            raise ValueError("a POS chunk needs xyz [n,3] and mq [n]")
+        rec = np.empty((xyz.shape[0], 4), dtype=">f4")
+        rec[:, :3] = xyz
+        rec[:, 3] = mq
+        self._fh.write(rec.tobytes())
+        self._hash.update(rec.tobytes())
+        self.n += len(rec)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+@contextlib.contextmanager
+def pos_writer(path, overwrite: bool = True):
+    """Yield a PosWriter: records go to a temporary file, renamed to `path` when the block
+    succeeds (a POS file of any size written in chunks)."""
+    with atomic_output(path, overwrite) as tmp, open(tmp, "wb") as fh:
+        yield PosWriter(fh)
+
+
 def write_pos(path, xyz, mq, overwrite: bool = True):
     """Write a POS file atomically (temporary name, then rename)."""
-    xyz = np.asarray(xyz, dtype=np.float32)
-    mq = np.asarray(mq, dtype=np.float32)
-    if xyz.ndim != 2 or xyz.shape[1] != 3 or mq.shape != (xyz.shape[0],):
-        raise ValueError("write_pos needs xyz [n,3] and mq [n]")
-    rec = np.empty((xyz.shape[0], 4), dtype=">f4")
-    rec[:, :3] = xyz
-    rec[:, 3] = mq
-    with atomic_output(path, overwrite) as tmp:
-        rec.tofile(tmp)
+    with pos_writer(path, overwrite) as w:
+        w.append(xyz, mq)
