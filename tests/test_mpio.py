@@ -19,12 +19,12 @@ KILL_WRITER = """
 import os, signal, sys
 from mpi4py import MPI
 import apt_cnn_hpc.contracts.scan_file as scan_file
-write = scan_file._write_rows
+write = scan_file._write_at
 def killing(d, start, a, mpio):
     if MPI.COMM_WORLD.Get_rank() == 1:
         os.kill(os.getpid(), signal.SIGKILL)
     write(d, start, a, mpio)
-scan_file._write_rows = killing
+scan_file._write_at = killing
 from apt_cnn_hpc.cli import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -22,7 +22,8 @@
 Voxel (i, j, k) covers origin_nm + [i, i+1) x [j, j+1) x [k, k+1) * voxel_nm. The segmentation
 (contracts/segmentation.py) adds its groups to the same file. Datasets are chunked (voxels 32^3,
 2^18 ions, 2^16 cubes) and, but for the cube table, gzip-1 compressed; the serial writer and the
-collective mpio writer (every rank its rows) make the same layout.
+collective mpio writer (every rank its block's voxels, its rows of the cube table and its records)
+make the same layout.
 """
 import json
 from dataclasses import dataclass, field
@@ -73,11 +74,11 @@ def write_xdmf(path, h5_name: str, grid, datasets: dict):
 
 @dataclass
 class ScanShare:
-    """One writer's share of a scan file (scan/rows.py): voxel rows from `voxel_row` of the grid's
-    first axis, cube-table rows from `cube_row` of `n_cubes`, per-ion values from record `record`
-    of `n_ions`. The serial writer holds the whole file (every start 0)."""
-    voxels: dict            # name -> [rows, ny, nz]
-    voxel_row: int
+    """One writer's share of a scan file (scan/shares.py): a box of voxels from index `voxel_lo`,
+    cube-table rows from `cube_row` of `n_cubes`, per-ion values from record `record` of
+    `n_ions`. The serial writer holds the whole file (every start 0)."""
+    voxels: dict            # name -> [box]
+    voxel_lo: tuple
     cubes: dict             # name -> [rows, ...]
     cube_row: int
     n_cubes: int
@@ -98,14 +99,15 @@ def _dataset(group, name, shape, dtype, compress: bool = True):
                                 **({"compression": "gzip", "compression_opts": 1} if compress else {}))
 
 
-def _write_rows(d, start: int, a: np.ndarray, mpio: bool):
-    """Rows [start, start + len(a)) of dataset d. Under mpio every rank calls, collectively; one
-    with nothing to write selects nothing."""
+def _write_at(d, start, a: np.ndarray, mpio: bool):
+    """The block of dataset d from index `start` (an int or one per axis) that `a` fills. Under
+    mpio every rank calls, collectively; one with nothing to write selects nothing."""
     import h5py
     a = np.ascontiguousarray(a, d.dtype)
     fspace = d.id.get_space()
     if a.size:
-        fspace.select_hyperslab((start,) + (0,) * (d.ndim - 1), a.shape)
+        start = tuple(int(v) for v in np.atleast_1d(start))
+        fspace.select_hyperslab(start + (0,) * (d.ndim - len(start)), a.shape)
         mspace = h5py.h5s.create_simple(a.shape)
     else:
         fspace.select_none()
@@ -129,12 +131,12 @@ def write_scan(out, grid, share: ScanShare, record: dict, extra_attrs: dict, ion
     with atomic_h5(out, overwrite, comm=comm) as f:
         if ion_attrs is not None:
             d = _dataset(f.create_group("ions"), "l12_probability", (share.n_ions,), np.float32)
-            _write_rows(d, share.record, share.ions, mpio)
+            _write_at(d, share.record, share.ions, mpio)
             d.attrs.update(method=ion_attrs["method"], model_dir=ion_attrs["model_dir"],
                            model_sha256=json.dumps(ion_attrs["model_sha256"], sort_keys=True))
         g = f.create_group("voxels")
         for k, v in share.voxels.items():
-            _write_rows(_dataset(g, k, tuple(grid.shape), v.dtype), share.voxel_row, v, mpio)
+            _write_at(_dataset(g, k, tuple(grid.shape), v.dtype), share.voxel_lo, v, mpio)
         g["probability_sum"].attrs["origin_nm"] = np.asarray(grid.origin_nm, np.float64)
         g["probability_sum"].attrs["voxel_nm"] = grid.voxel_nm
         g.attrs["origin_nm"] = np.asarray(grid.origin_nm, np.float64)
@@ -143,7 +145,7 @@ def write_scan(out, grid, share: ScanShare, record: dict, extra_attrs: dict, ion
         c = f.create_group("cubes")
         for k, v in share.cubes.items():
             d = _dataset(c, k, (share.n_cubes,) + v.shape[1:], v.dtype, compress=False)
-            _write_rows(d, share.cube_row, v, mpio)
+            _write_at(d, share.cube_row, v, mpio)
         for k, v in extra_attrs.items():
             f.attrs[k] = v
         f.attrs["schema"] = schema_name(KIND, VERSION)

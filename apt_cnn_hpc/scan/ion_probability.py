@@ -75,10 +75,8 @@ def global_offset(comm, part, first_voxel, grid, ranged_xyz, field, boxes: list)
 def ion_probability(comm, model_dir, local_xyz, record_index, species, ranges, own, grid, field, phasors,
                     boxes: list, slab_ions: int):
     """(record indices, calibrated P(L1_2)) of the ions of this rank's own voxels (every ion of the
-    file is one rank's).
-    phasors: (this rank's own voxels' phasor sums, their first voxel); boxes: each rank's (lo_nm,
-    hi_nm) of ions;
-    slab_ions: query ions per slab of the pass (bounds its memory)."""
+    file is one rank's). phasors: (this rank's own voxels' phasor sums, their first voxel); boxes:
+    each rank's (lo_nm, hi_nm) of ions; slab_ions: query ions per slab of the pass (bounds its memory)."""
     card, stage1_models, stage2_model = load_ion_models(model_dir)
     types = partner_types(species, [ranges.index(s) for s in card["solutes"]])
     ranged = types >= 0

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..sdm.lattice import PlaneField, fit_plane_field
 from ..sdm.visibility import REACH, phasor_sums, plane_visibility
-from .rows import to_rows
+from .shares import to_boxes
 
 log = logging.getLogger(__name__)
 BLOCK_NM = 16.0          # side of the central block the plane field is fitted to (bounds its cost)
@@ -49,14 +49,13 @@ def phasor_part(local_xyz, ranged, mine, grid, box, field: PlaneField) -> np.nda
     return phasor_sums(shape, np.ravel_multi_index(tuple(vox.T), shape), field.phase(pos))
 
 
-def visibility_rows(comm, part, first_voxel, grid, voxel_rows: list) -> np.ndarray:
-    """The plane visibility of this rank's voxel rows (scan/rows.py): each share receives the
-    phasor sums of its rows and REACH rows either side (the windows reach no further), which give
+def visibility_box(comm, part, first_voxel, grid, shares) -> np.ndarray:
+    """The plane visibility of this rank's voxel box (scan/shares.py): each box receives the phasor
+    sums of its voxels and of REACH voxels around them (the windows reach no further), which give
     the same bits as the whole grid."""
-    nx = grid.shape[0]
-    halo = [(max(a - REACH, 0), min(b + REACH, nx)) if b > a else (a, a) for a, b in voxel_rows]
-    sums = to_rows(comm, part, first_voxel, grid.shape, halo)
-    (a, b), (h0, _) = voxel_rows[comm.Get_rank()], halo[comm.Get_rank()]
-    if b == a:
-        return np.zeros((0,) + tuple(grid.shape[1:]), np.float32)
-    return plane_visibility(sums)[a - h0:b - h0]
+    grown = shares.grown(REACH, REACH, grid.shape)
+    sums = to_boxes(comm, part, first_voxel, grown)
+    (lo, hi), (g_lo, _) = shares.voxel_boxes[comm.Get_rank()], grown[comm.Get_rank()]
+    if any(h <= l for l, h in zip(lo, hi)):
+        return np.zeros(tuple(max(h - l, 0) for l, h in zip(lo, hi)), np.float32)
+    return plane_visibility(sums)[tuple(slice(l - g, h - g) for l, h, g in zip(lo, hi, g_lo))]

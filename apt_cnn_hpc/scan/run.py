@@ -1,8 +1,10 @@
 """The distributed scan: decomposition, cube maps by voxel sums, batched CNN inference, voxel sums.
 
-Each cube is evaluated by exactly one rank; the cube probabilities are summed over ranks (every
-cube is non-zero on one rank only, so the sum is exact) and every voxel then gets the sum of the
-cubes covering it by box sums. The result is the same for any number of ranks.
+Each cube is evaluated by exactly one rank (its block); the cube probabilities then move to the
+rank that writes the voxels they cover (scan/shares.py: under the mpio writer every rank its own
+block's voxels, under the serial one rank 0), which sums the cubes covering each voxel in a fixed
+order. The result is
+the same for any number of ranks, tiles and writers.
 """
 import json
 import logging
@@ -34,7 +36,7 @@ from ..parallel.mpi import collective
 from .budget import current_rss_mb, release_free_memory, tile_voxels
 from .assemble import ScanParts
 from .decompose import AXES, distribute
-from .rows import WRITERS, WriteRows
+from .shares import WRITERS, WriteShares
 from ..contracts.scan_file import write_scan
 
 log = logging.getLogger(__name__)
@@ -201,16 +203,16 @@ def scan(args, comm):
     ranged = species >= 0
     own = mine.owns(grid.index(local_xyz), grid.shape)
     field = planes.fit_field(comm, local_xyz, record_index, ranged, own, grid)
-    rows = WriteRows.make(cfg["parallel_write"], size, grid.shape[0], n_total, m)
-    first_voxel = mine.voxels(grid.shape)[0]
-    phasors = planes.phasor_part(local_xyz, ranged, own, grid, mine.voxels(grid.shape), field)
-    visibility = planes.visibility_rows(comm, phasors, first_voxel, grid, rows.voxel_rows)
+    shares = WriteShares.make(cfg["parallel_write"], blocks, grid.shape, n_total, m)
+    box = mine.voxels(grid.shape)
+    phasors = planes.phasor_part(local_xyz, ranged, own, grid, box, field)
+    visibility = planes.visibility_box(comm, phasors, box[0], grid, shares)
     phases["planes_s"] = time.time() - t1
     per_ion = None
     if cfg["per_ion"]:
         t1 = time.time()
         per_ion = ion_probability(comm, cfg["ion_model"], local_xyz, record_index, species, ranges, own,
-                                  grid, field, (phasors, first_voxel), [(b.box_lo_nm, b.box_hi_nm) for b in blocks],
+                                  grid, field, (phasors, box[0]), [(b.box_lo_nm, b.box_hi_nm) for b in blocks],
                                   cfg["per_ion_slab_ions"])
         phases["per_ion_s"] = time.time() - t1
         release_free_memory()
@@ -259,7 +261,7 @@ def scan(args, comm):
                "cubes_evaluated": n_eval, "ions_with_halo": len(local_xyz), "tiles": len(tiles),
                "memory_budget_mb": budget_mb, "rss_before_maps_mb": round(rss_before_maps)}
     t1 = time.time()
-    share = ScanParts(comm, rows, grid, mine, P, E, dist.block_ref, visibility, local_xyz[own], per_ion)
+    share = ScanParts(comm, shares, grid, m, mine, P, E, dist.block_ref, visibility, local_xyz[own], per_ion)
     timings["assemble_s"] = time.time() - t1
     timings.update(total_s=time.time() - t0, cpu_s=time.process_time(), bytes_sent=dict(comm.sent),
                    peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
