@@ -17,9 +17,11 @@ import sys
 import numpy as np
 from mpi4py import MPI
 from apt_cnn_hpc.scan.decompose import Block, bisect
+from apt_cnn_hpc.parallel.mpi import CountingComm
 from apt_cnn_hpc.scan.shares import WriteShares, to_boxes, to_records
 from apt_cnn_hpc.sdm.voxel import window_sums
-comm = MPI.COMM_WORLD
+sys.excepthook = lambda *e: (sys.__excepthook__(*e), MPI.COMM_WORLD.Abort(1))   # one rank failing ends all
+comm = CountingComm(MPI.COMM_WORLD)
 rank, size = comm.Get_rank(), comm.Get_size()
 assert size == 3
 nx, parallel = int(sys.argv[1]), sys.argv[2] == "parallel"
@@ -35,6 +37,10 @@ mine = P[(slice(None), *(slice(a, a + n) for a, n in zip(at, np.asarray(b.hi) - 
 shares = WriteShares.make(parallel, blocks, shape, 1000, m)
 halo = [(lo, tuple(h + m - 1 if h > l else h for l, h in zip(lo, hi))) for lo, hi in shares.voxel_boxes]
 part = to_boxes(comm, mine, at, halo)
+# a part sends each other rank only its overlap with that rank's box and halo (the surface)
+overlap = sum(int(np.prod(np.clip(np.minimum(at + mine.shape[1:], h) - np.maximum(at, l), 0, None)))
+              for r, (l, h) in enumerate(halo) if r != rank)
+assert 0 <= comm.sent["alltoall"] - overlap * 2 * 8 < 100, (comm.sent, overlap)   # + each piece's corner
 lo, hi = shares.voxel_boxes[rank]
 empty = any(h <= l for l, h in zip(lo, hi))
 sums = np.zeros((2, 0, 0, 0)) if empty else window_sums(part, m)
