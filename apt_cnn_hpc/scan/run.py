@@ -27,6 +27,7 @@ from ..parallel import is_root, progress
 from ..parallel.mpi import CountingComm, configure_tensorflow
 from ..provenance import provenance
 from ..sdm import PartnerIndex, SDMSettings, cube_maps_by_layer
+from ..sdm.voxel import compact_voxels
 from ..sdm.normalise import to_uint8
 from ..sdm.visibility import MEANING as VISIBILITY_MEANING, THRESHOLD as VISIBILITY_THRESHOLD
 from . import planes
@@ -137,10 +138,11 @@ def tile_slices(tile, kz: int, lo) -> tuple:
 def selected_maps(index, ref_pos, ref_ids, grid, m: int, todo: dict, block_ref, lo, min_ref: int):
     """Yield (tile, kz, cube indices within the tile with >= min_ref references, their uint8 maps)
     for the z-layers todo[tile] of each tile of the block (first cube origin `lo`, reference
-    counts block_ref), streaming each tile's voxel layers."""
+    counts block_ref), streaming each tile's voxel layers; the references' voxels are found once."""
+    ref_vox = compact_voxels(grid, ref_pos) if todo else None
     for tile, layers in todo.items():
         for kz, maps in cube_maps_by_layer(index, ref_pos, ref_ids, grid, m, full=True, z_origins=layers,
-                                           xy_origins=tile):
+                                           xy_origins=tile, ref_vox=ref_vox):
             sel = np.argwhere(block_ref[tile_slices(tile, kz, lo)] >= max(min_ref, 1))
             # normalised 256 maps at a time: its float temporaries stay small
             yield tile, kz, sel, np.concatenate([to_uint8(maps[s[:, 0], s[:, 1]])
