@@ -7,12 +7,15 @@
   python bench/scan.py --quick    20 nm cube (about a minute)
   python bench/scan.py --full     the paper's whole 45 M-ion size as a tip (cone): generation,
                                   parallel read, decomposition and halo exchange and every cube
-                                  map on 2 ranks, inference on a sample of the maps, peak RSS
-                                  per rank; then a scaling model for 45 M ions on 2-256 ranks.
+                                  map on 2 ranks (tiles within the default memory budget),
+                                  inference on a sample of the maps, peak RSS per rank; then the
+                                  block-decomposition scaling model (scaling_model) for 45 M and
+                                  10^9 ions on 2-1,024 ranks.
                                   --fraction F scales the ion count (a quick trial of the mode).
 """
 import argparse
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -186,62 +189,141 @@ def worker(pos, rng_path, sample: int):
 
 
 SCALING_ASSUMPTIONS = (
-    "one core per rank at this machine's per-rank rates; read and exchange rates per rank hold at "
-    "scale (a parallel file system and a network that keep up); cubes, ions and tile layers spread "
-    "evenly over z-slabs (the tip's longest axis, where the bisection cuts first); each slab also holds "
-    "(cube - stride) + radius = 4.5 nm of halo ions on either side; slabs thinner than ~9 nm hold more "
-    "halo than own ions, where the scan cuts across x and y too, which this model leaves out")
+    "the tip (FULL_TIP cone) cut into boxes by the scan's own bisection (scan/decompose.py) of a 2 nm "
+    "cost grid (MAP_COST per cube origin, EVAL_COST per cube inside the tip); each box's ions with the "
+    "scan's halo (3.5 nm, and the cube's 3 voxels above), at the specimen's density; memory from the "
+    "budget's measured figures (scan/budget.py) and the tiles the budget allows (Block.tiles); time at "
+    "this machine's per-rank rates (the maps' per origin and per cube, times the tiles' overlap, fitted "
+    "to the --full ranks), one core per rank, read and exchange rates held at scale; bytes "
+    "sent: 16 per ion with halo (exchange), 12 per own ion and 20 per evaluated cube (to their "
+    "writers), the phasor sums (24 bytes per voxel) within REACH of a box and the cube results within "
+    "m - 1 (mpio writer); the file "
+    "(17 bytes per voxel, 4 per ion, 20 per evaluated cube, uncompressed) written collectively at "
+    "FS_GBPS or by one client at CLIENT_GBPS")
+FS_GBPS = 10.0        # aggregate parallel file-system bandwidth the mpio writer is assumed to get
+CLIENT_GBPS = 1.0     # one client's write bandwidth (the serial writer)
+PER_ION_PER_S = 32_000.0   # per-ion pass, own ions per second per rank (paper-scale scan, 2 ranks)
+CELL_NM = 2.0
 
 
-def scaling_model(measured: dict, n_ions: float, height_nm: float, ranks=(2, 16, 64, 128, 256)):
-    """Wall time and memory per rank of a z-slab scan of n_ions on P ranks (SCALING_ASSUMPTIONS),
-    from the per-rank rates of the --full run."""
+def tip_cells(n_ions: float, density: float):
+    """(cell weights of the cost model, share of each 2 nm cell inside the tip, tip height) of the
+    FULL_TIP cone holding n_ions."""
+    from apt_cnn_hpc.scan.decompose import EVAL_COST, MAP_COST
+    h = tip_height(n_ions, density)
+    r0, t = FULL_TIP["top_radius_nm"], np.tan(np.radians(FULL_TIP["half_angle_deg"]))
+    rmax = r0 + h * t
+    nx, nz = int(np.ceil(2 * rmax / CELL_NM)), int(np.ceil(h / CELL_NM))
+    x = -rmax + (np.arange(nx) + 0.5) * CELL_NM
+    z = (np.arange(nz) + 0.5) * CELL_NM
+    rho = np.hypot(x[:, None, None], x[None, :, None])
+    inside = (rho < r0 + t * z[None, None, :]).astype(np.float64)
+    per_nm3 = MAP_COST + EVAL_COST * inside       # cube origins are 1 nm apart
+    return per_nm3 * CELL_NM ** 3, inside, h
+
+
+def tile_overhead(lo, hi, with_halo: float, budget_mb: float, m: int = 4, batch: int = 64, bins: int = 150):
+    """(tiles, voxel columns histogrammed per column of the block) of a block of cube origins
+    [lo, hi) under the budget, as the scan tiles it: overlapping windows redo m - 1 columns."""
+    from apt_cnn_hpc.scan.budget import tile_voxels
+    from apt_cnn_hpc.scan.decompose import Block
+    lo, hi = np.asarray(lo, int), np.asarray(hi, int)
+    block = Block(0, tuple(int(v) for v in lo), tuple(int(v) for v in hi), 0.0, (), ())
+    tiles = block.tiles(tile_voxels(budget_mb, int(with_halo), int(np.prod(hi - lo)), 3, batch, bins, m), m)
+    area = sum((a1 - a0 + m - 1) * (b1 - b0 + m - 1) for (a0, a1), (b0, b1) in tiles)
+    return tiles, area / max((hi[0] - lo[0]) * (hi[1] - lo[1]), 1)
+
+
+def map_costs(rows, budget_mb: float) -> tuple:
+    """(seconds per cube origin, seconds per evaluated cube) of the map stage, both times the
+    tiles' overlap, fitted to the --full ranks (exact for 2); all per cube if the fit fails."""
+    a, y = [], []
+    for r in rows:
+        _, over = tile_overhead(r["lo"], r["hi"], r["ions_with_halo"], budget_mb)
+        a.append([over * float(np.prod(np.subtract(r["hi"], r["lo"]))), over * r["cube_maps"]])
+        y.append(r["maps_s"])
+    a, y = np.array(a), np.array(y)
+    coef = np.linalg.lstsq(a, y, rcond=None)[0]
+    if np.all(coef > 0):
+        return float(coef[0]), float(coef[1])
+    return 0.0, float(y.sum() / a[:, 1].sum())
+
+
+def scaling_model(measured: dict, n_ions: float, ranks=(2, 16, 64, 256, 1024), budget_mb: float = 3584.0):
+    """Per rank of a block-decomposed scan of n_ions on P ranks (SCALING_ASSUMPTIONS): ions with
+    halo, tiles, peak memory, seconds per phase, bytes sent, and the output's write time; from the
+    per-rank rates of the --full run."""
+    from apt_cnn_hpc.scan.budget import BASE_MB, BYTES_PER_ION, LAYERS_HELD, MB_PER_BATCH_MAP
+    from apt_cnn_hpc.scan.decompose import bisect
+    from apt_cnn_hpc.sdm.visibility import REACH
+    logging.getLogger("apt_cnn_hpc.scan.budget").setLevel(logging.ERROR)   # one-cube tiles show in tiles_max
     rows = measured["ranks"]
     n2 = measured["ions"]
-    cubes = sum(r["cube_maps"] for r in rows)
-    layers = sum(r["layers"] for r in rows)
-    per_layer_s, per_cube_s = map_costs(rows)
     inf_rate = np.mean([r["inference_maps_per_s"] for r in rows])
+    per_origin_s, per_cube_s = map_costs(rows, 3584.0)      # the --full run's own budget
     read_rate = np.mean([n2 / len(rows) / max(r["read_s"], 1e-6) for r in rows])
     xch_rate = np.mean([r["ions_with_halo"] / max(r["exchange_s"], 1e-6) for r in rows])
     index_rate = np.mean([r["ions_with_halo"] / max(r["index_s"], 1e-6) for r in rows])
-    # memory per rank = imports and model + what grows with its ions (measured before the maps)
-    # + the streamed window of voxel-layer maps (grows with the tip's cross-section, not with P)
-    base = max(r["rss_model_loaded_mb"] for r in rows)
-    mem_per_ion = np.mean([(r["rss_before_maps_mb"] - r["rss_model_loaded_mb"]) / r["ions_with_halo"]
-                           for r in rows])
-    window_mb = max(r["peak_rss_mb"] - r["rss_before_maps_mb"] for r in rows)
-    halo = 9.0
+    weight, inside, h = tip_cells(n_ions, DENSITY)
+    per_cell = DENSITY * CELL_NM ** 3
+    c_inside = np.cumsum(np.cumsum(np.cumsum(np.pad(inside, ((1, 0), (1, 0), (1, 0))), 0), 1), 2)
+
+    def ions_in(lo, hi):
+        lo, hi = np.clip(lo, 0, inside.shape), np.clip(hi, 0, inside.shape)
+        if np.any(hi <= lo):
+            return 0.0
+        (a0, a1, a2), (b0, b1, b2) = lo, hi
+        v = (c_inside[b0, b1, b2] - c_inside[a0, b1, b2] - c_inside[b0, a1, b2] - c_inside[b0, b1, a2]
+             + c_inside[a0, a1, b2] + c_inside[a0, b1, a2] + c_inside[b0, a1, a2] - c_inside[a0, a1, a2])
+        return float(v) * per_cell
+
+    cfg_batch, bins, m = 64, 150, 4
+    n_voxels = int(np.prod(inside.shape)) * CELL_NM ** 3
+    n_eval_all = inside.sum() * CELL_NM ** 3
+    file_gb = (17 * n_voxels + 4 * n_ions + 20 * n_eval_all) / 1e9
     out = []
     for p in ranks:
-        slab = height_nm / p
-        with_halo = n_ions / p * (1 + halo / slab)
-        c = cubes * n_ions / n2 / p
-        t = {"ranks": p, "slab_nm": round(slab, 2), "ions_with_halo_per_rank": int(with_halo),
-             "read_s": round(n_ions / p / read_rate, 1), "exchange_s": round(with_halo / xch_rate, 1),
-             "index_s": round(with_halo / index_rate, 1),
-             "maps_s": round(layers / p * per_layer_s + c * per_cube_s, 1), "inference_s": round(c / inf_rate, 1)}
-        t["total_s"] = round(sum(v for k, v in t.items() if k.endswith("_s")), 1)
-        t["peak_rss_mb"] = int(base + mem_per_ion * with_halo + window_mb)
-        out.append(t)
-    return {"assumptions": SCALING_ASSUMPTIONS,
-            "own_ions_measured": int(n2 / len(rows)), "map_s_per_layer": round(per_layer_s, 3),
-            "map_cubes_per_s_per_rank": round(1 / per_cube_s, 1),
-            "inference_rate_per_rank": round(inf_rate, 1), "mb_per_ion_with_halo": round(mem_per_ion * 1e6) / 1e6,
-            "map_window_mb": round(window_mb), "predicted": out}
-
-
-def map_costs(rows) -> tuple:
-    """(seconds per cube layer, seconds per cube) of the map stage: a layer costs box sums over
-    the whole x-y grid whether or not its voxels hold ions, a cube its own pairs. Fitted to the
-    ranks' (layers, cubes, time) when they differ enough to separate the two; else all per cube."""
-    a = np.array([[r["layers"], r["cube_maps"]] for r in rows], float)
-    y = np.array([r["maps_s"] for r in rows])
-    if len(rows) >= 2 and np.linalg.cond(a / a.max(axis=0)) < 1e2:
-        coef = np.linalg.lstsq(a, y, rcond=None)[0]
-        if np.all(coef > 0):
-            return float(coef[0]), float(coef[1])
-    return 0.0, float(y.sum() / a[:, 1].sum())
+        boxes = bisect(weight, p)
+        per = []
+        for lo, hi, _ in boxes:
+            lo, hi = np.asarray(lo), np.asarray(hi)
+            own = ions_in(lo, hi)
+            halo_lo, halo_hi = 2, 4                                  # cells: 3.5 nm below, 3.5 + 3 nm above
+            with_halo = ions_in(lo - halo_lo, hi + halo_hi)
+            origins = float(np.prod(hi - lo)) * CELL_NM ** 3
+            evaluated = ions_in(lo, hi) / per_cell * CELL_NM ** 3
+            tiles, overhead = tile_overhead(lo * CELL_NM, hi * CELL_NM, with_halo, budget_mb, m, cfg_batch, bins)
+            (i0, i1), (j0, j1) = tiles[0]
+            window = (i1 - i0 + m - 1) * (j1 - j0 + m - 1)
+            held_mb = BASE_MB + BYTES_PER_ION * with_halo / 2 ** 20
+            maps_mb = cfg_batch * MB_PER_BATCH_MAP + LAYERS_HELD * window * bins * bins * 4 / 2 ** 20
+            per_ion_mb = 300 * min(own, 2e6) / 2 ** 20
+            t = {"read_s": n_ions / p / read_rate, "exchange_s": with_halo / xch_rate, "index_s": with_halo / index_rate,
+                 "per_ion_s": own / PER_ION_PER_S,
+                 "maps_s": overhead * (per_origin_s * origins + per_cube_s * evaluated),
+                 "inference_s": evaluated / inf_rate}
+            side = (hi - lo) * CELL_NM
+            shell = lambda h: float(np.prod(side + 2 * h) - np.prod(side))  # noqa: E731  voxels within h of the box
+            # ion exchange, per-ion results and evaluated cubes to their writers, the neighbours'
+            # phasor sums within REACH and cube results within m - 1 (mpio writer)
+            sent = 16 * with_halo + 12 * own + (12 + 8) * evaluated + 24 * shell(REACH) + 9 * shell((m - 1) / 2)
+            per.append({"own": own, "with_halo": with_halo, "tiles": len(tiles), "peak_mb": held_mb + max(per_ion_mb, maps_mb),
+                        "total_s": sum(t.values()), "sent_mb": sent / 1e6, **t})
+        worst = max(per, key=lambda r: r["total_s"])
+        out.append({"ranks": p, "ions_with_halo_per_rank_max": int(max(r["with_halo"] for r in per)),
+                    "halo_share": round(sum(r["with_halo"] for r in per) / n_ions - 1, 3),
+                    "tiles_max": max(r["tiles"] for r in per),
+                    "peak_rss_mb_max": int(max(r["peak_mb"] for r in per)),
+                    "sent_mb_max": round(max(r["sent_mb"] for r in per), 1),
+                    **{k: round(worst[k], 1) for k in ("read_s", "exchange_s", "index_s", "per_ion_s", "maps_s",
+                                                      "inference_s", "total_s")},
+                    "imbalance": round(max(r["total_s"] for r in per) / np.mean([r["total_s"] for r in per]), 3),
+                    "write_mpio_s": round(file_gb / FS_GBPS, 1), "write_serial_s": round(file_gb / CLIENT_GBPS, 1)})
+    return {"assumptions": SCALING_ASSUMPTIONS, "ions": n_ions, "tip_height_nm": round(h), "budget_mb": budget_mb,
+            "map_ms_per_origin": round(per_origin_s * 1e3, 4), "map_ms_per_cube": round(per_cube_s * 1e3, 4),
+            "file_gb": round(file_gb, 1), "fs_gbps": FS_GBPS, "client_gbps": CLIENT_GBPS,
+            "inference_rate_per_rank": round(inf_rate, 1), "per_ion_per_s_per_rank": PER_ION_PER_S,
+            "predicted": out}
 
 
 def full(fraction: float, sample: int):
@@ -266,7 +348,8 @@ def full(fraction: float, sample: int):
                                    "generation_peak_rss_mb": round(gen_rss)},
                       "run_2_ranks": {"wall_s": round(wall, 1), "grid": measured["grid"],
                                       "per_rank": measured["ranks"]},
-                      "scaling_model_45M": scaling_model(measured, FULL_IONS, tip_height(FULL_IONS, DENSITY))},
+                      "scaling_model_45M": scaling_model(measured, FULL_IONS),
+                      "scaling_model_1e9": scaling_model(measured, 1e9, budget_mb=2000.0)},
                      indent=2))
 
 
@@ -292,7 +375,8 @@ def main():
     if a.scaling:
         saved = json.loads(Path(a.scaling).read_text())
         measured = {"ions": saved["specimen"]["ions"], "ranks": saved["run_2_ranks"]["per_rank"]}
-        return print(json.dumps(scaling_model(measured, FULL_IONS, tip_height(FULL_IONS, DENSITY)), indent=2))
+        return print(json.dumps({"45M": scaling_model(measured, FULL_IONS),
+                                 "1e9": scaling_model(measured, 1e9, budget_mb=2000.0)}, indent=2))
     size = a.size or (20.0 if a.quick else 44.0)
     env = bench_env()
     bindir = Path(sys.executable).parent

@@ -90,11 +90,15 @@ def box_sums_xy(a: np.ndarray, ox: np.ndarray, oy: np.ndarray, m: int, rows: int
     return out
 
 
-def compact_voxels(grid: VoxelGrid, pos) -> np.ndarray:
+def compact_voxels(grid: VoxelGrid, pos, chunk: int = 1 << 20) -> np.ndarray:
     """Voxel indices [n, 3] of positions in the smallest integer type that holds the grid's: a
-    rank's references' voxels, made once and kept through its tiles (6 bytes each, not 24)."""
-    vox = grid.index(np.asarray(pos).reshape(-1, 3))
-    return vox.astype(np.int16 if max(grid.shape) < 2 ** 15 else np.int32)
+    rank's references' voxels, made once and kept through its tiles (6 bytes each, not 24), a
+    chunk at a time (grid.index's float temporaries of 21 M references are 1 GB)."""
+    pos = np.asarray(pos).reshape(-1, 3)
+    out = np.empty(pos.shape, np.int16 if max(grid.shape) < 2 ** 15 else np.int32)
+    for i in range(0, len(pos), chunk):
+        out[i:i + chunk] = grid.index(pos[i:i + chunk])
+    return out
 
 
 def cube_maps_by_layer(index: PartnerIndex, ref_pos, ref_ids, grid: VoxelGrid, m: int,
