@@ -22,15 +22,15 @@ class ScanParts:
                  per_ion):
         rank, k = comm.Get_rank(), len(P)
         at = np.asarray(block.lo) + m - 1        # cube-grid index = origin + m - 1
+        cube_shape = tuple(int(v) + m - 1 for v in grid.shape)
         # voxel (i) is covered by cube indices i .. i + m - 1: a box takes m - 1 more above it
-        halo = [(lo, tuple(h + m - 1 if h > l else h for l, h in zip(lo, hi))) for lo, hi in shares.voxel_boxes]
+        halo = shares.grown(0, m - 1, cube_shape)
         Pb = to_boxes(comm, P, at, halo)
         Eb = to_boxes(comm, E.astype(np.uint8), at, halo).astype(np.int32)
         self.voxel_lo = shares.voxel_boxes[rank][0]
-        empty = any(h <= l for l, h in zip(*shares.voxel_boxes[rank]))
-        box = tuple(h - l for l, h in zip(*shares.voxel_boxes[rank]))
-        self.member_sums = np.zeros((k,) + box) if empty else window_sums(Pb, m)
-        self.window = np.zeros(box, np.int32) if empty else window_sums(Eb, m)
+        box = shares.box_shape(rank)
+        self.member_sums = np.zeros((k,) + box) if 0 in box else window_sums(Pb, m)
+        self.window = np.zeros(box, np.int32) if 0 in box else window_sums(Eb, m)
         # ions per voxel of the block's own voxels, to the box that writes them
         vlo, vhi = block.voxels(grid.shape)
         n = np.maximum(vhi - vlo, 0)
@@ -39,7 +39,6 @@ class ScanParts:
         self.ion_count = to_boxes(comm, counts.astype(np.uint32), vlo, shares.voxel_boxes)
         self.visibility = visibility
         # the cube table: every evaluated cube of the block, to the writer of its x-row, in grid order
-        cube_shape = tuple(int(v) + m - 1 for v in grid.shape)
         idx = np.argwhere(E > 0) + at
         rows = np.column_stack([np.ravel_multi_index(tuple(idx.T), cube_shape), P[(slice(None), *(idx - at).T)].T,
                                 np.rint(block_ref[tuple((idx - at).T)])]).astype(np.float64)

@@ -55,7 +55,8 @@ def visibility_box(comm, part, first_voxel, grid, shares) -> np.ndarray:
     the same bits as the whole grid."""
     grown = shares.grown(REACH, REACH, grid.shape)
     sums = to_boxes(comm, part, first_voxel, grown)
-    (lo, hi), (g_lo, _) = shares.voxel_boxes[comm.Get_rank()], grown[comm.Get_rank()]
-    if any(h <= l for l, h in zip(lo, hi)):
-        return np.zeros(tuple(max(h - l, 0) for l, h in zip(lo, hi)), np.float32)
+    rank = comm.Get_rank()
+    (lo, hi), (g_lo, _), box = shares.voxel_boxes[rank], grown[rank], shares.box_shape(rank)
+    if 0 in box:
+        return np.zeros(box, np.float32)
     return plane_visibility(sums)[tuple(slice(l - g, h - g) for l, h, g in zip(lo, hi, g_lo))]

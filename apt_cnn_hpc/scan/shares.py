@@ -40,6 +40,11 @@ class WriteShares:
                    [(0, shape[0] + m - 1)] + [(shape[0] + m - 1,) * 2] * (size - 1),
                    [(0, n_ions)] + [(n_ions, n_ions)] * (size - 1))
 
+    def box_shape(self, rank: int) -> tuple:
+        """The shape of rank's voxel box (a 0 in it when the rank writes no voxels)."""
+        lo, hi = self.voxel_boxes[rank]
+        return tuple(max(h - l, 0) for l, h in zip(lo, hi))
+
     def grown(self, below, above, shape) -> list:
         """Every rank's voxel box grown by `below` / `above` voxels per axis, clipped to `shape`
         (empty boxes stay empty): what its window sums or scores read."""
