@@ -250,14 +250,10 @@ class _Setup:
                 "instrument": dataclasses.asdict(self.inst)}
 
 
-def make_specimen(cfg: dict):
-    """Build the specimen in memory. Returns dict with xyz, mq, precipitate_id, is_background,
-    centres, radii, variants, range table and the phases' compositions."""
-    st = _Setup.of(cfg)
-    xyz, spec, pid = (np.concatenate(a) for a in zip(*(st.slab(z0) for z0 in st.slab_starts())))
-    mq = _draw_mq(st.names, spec, st.ms, st.peaks, st.rng)
-    bg_xyz, bg_mq, bg_pid = st.background(int(round(st.inst.background_fraction * len(xyz))), -np.inf, np.inf)
-    # evaporation order: roughly by depth
+def _in_depth_order(xyz, mq, spec, pid, bg) -> dict:
+    """The real ions (positions, m/n, true species, precipitate id) and the background ions
+    bg = (positions, m/n, precipitate id) together, in evaporation order: roughly by depth."""
+    bg_xyz, bg_mq, bg_pid = bg
     all_xyz = np.concatenate([xyz, bg_xyz]).astype(np.float32)
     order = np.argsort(all_xyz[:, 2], kind="stable")
     return {
@@ -266,8 +262,17 @@ def make_specimen(cfg: dict):
         "precipitate_id": np.concatenate([pid, bg_pid])[order],
         "is_background": np.concatenate([np.zeros(len(xyz), bool), np.ones(len(bg_xyz), bool)])[order],
         "species_true": np.concatenate([spec, np.full(len(bg_xyz), -1, np.int16)])[order],
-        **st.summary(),
     }
+
+
+def make_specimen(cfg: dict):
+    """Build the specimen in memory. Returns dict with xyz, mq, precipitate_id, is_background,
+    centres, radii, variants, range table and the phases' compositions."""
+    st = _Setup.of(cfg)
+    xyz, spec, pid = (np.concatenate(a) for a in zip(*(st.slab(z0) for z0 in st.slab_starts())))
+    mq = _draw_mq(st.names, spec, st.ms, st.peaks, st.rng)
+    bg = st.background(int(round(st.inst.background_fraction * len(xyz))), -np.inf, np.inf)
+    return {**_in_depth_order(xyz, mq, spec, pid, bg), **st.summary()}
 
 
 def stream_specimen(cfg: dict, prefix, overwrite: bool = True, bar=None) -> dict:
@@ -288,11 +293,9 @@ def stream_specimen(cfg: dict, prefix, overwrite: bool = True, bar=None) -> dict
             # the background of this slab's depth in the reconstruction
             bg = st.background(int(round(st.inst.background_fraction * len(xyz))), z0 * st.inst.z_scale,
                                (z0 + SLAB_NM) * st.inst.z_scale)
-            order = np.argsort(np.concatenate([xyz[:, 2], bg[0][:, 2]]), kind="stable")
-            pos.append(np.concatenate([xyz, bg[0]])[order], np.concatenate([mq, bg[1]])[order])
-            truth.append(np.concatenate([pid, bg[2]])[order],
-                         np.concatenate([np.zeros(len(xyz), bool), np.ones(len(bg[0]), bool)])[order],
-                         np.concatenate([spec, np.full(len(bg[0]), -1, np.int16)])[order])
+            ions = _in_depth_order(xyz, mq, spec, pid, bg)
+            pos.append(ions["xyz"], ions["mq"])
+            truth.append(ions["precipitate_id"], ions["is_background"], ions["species_true"])
             if bar is not None:
                 bar.update(1)
         truth.finish(summary, provenance(cfg, {"pos": pos_path}, hashes={"pos": pos.sha256}))

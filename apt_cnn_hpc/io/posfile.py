@@ -72,8 +72,8 @@ class PosWriter:
         rec = np.empty((xyz.shape[0], 4), dtype=">f4")
         rec[:, :3] = xyz
         rec[:, 3] = mq
-        self._fh.write(rec.tobytes())
-        self._hash.update(rec.tobytes())
+        self._fh.write(rec.data)
+        self._hash.update(rec.data)
         self.n += len(rec)
 
     @property

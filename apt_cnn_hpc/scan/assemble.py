@@ -6,7 +6,7 @@ import numpy as np
 
 from ..contracts.scan_file import ScanShare
 from ..parallel.mpi import alltoallv_rows
-from ..sdm.voxel import window_sums
+from ..sdm.voxel import compact_voxels, window_sums
 from .shares import WriteShares, by_destination, to_boxes, to_records
 
 
@@ -34,7 +34,7 @@ class ScanParts:
         # ions per voxel of the block's own voxels, to the box that writes them
         vlo, vhi = block.voxels(grid.shape)
         n = np.maximum(vhi - vlo, 0)
-        vox = grid.index(own_xyz) - vlo
+        vox = compact_voxels(grid, own_xyz) - vlo
         counts = np.bincount(np.ravel_multi_index(tuple(vox.T), n), minlength=int(np.prod(n))).reshape(n)
         self.ion_count = to_boxes(comm, counts.astype(np.uint32), vlo, shares.voxel_boxes)
         self.visibility = visibility

@@ -42,8 +42,8 @@ def phasor_sums(shape, flat_voxel: np.ndarray, psi: np.ndarray) -> np.ndarray:
 
 def plane_visibility(sums: np.ndarray) -> np.ndarray:
     """Per-voxel score (float32) from voxel phasor sums (the grid is 0 beyond `sums`). A voxel's
-    score reads sums up to REACH voxels away, summed in a fixed order: a share of rows with REACH
-    rows either side (or the grid's edge) gives the same bits as the whole grid."""
+    score reads sums up to REACH voxels away, summed in a fixed order: a box with REACH voxels
+    around it (or the grid's edge) gives the same bits as the whole grid."""
     best = np.zeros(sums.shape[1:])
     corners = [(a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1)]
     for w in WINDOWS_NM:
