@@ -35,7 +35,8 @@ RANKS ?= 2
 TRAIN_RANKS ?= 1
 MODEL_DATA ?= out/model-data
 FOLDS ?= 1
-MPIRUN = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 $(VENV)/bin/mpiexec
+# the venv's own Open MPI (pip), else the site MPI that install.sh built mpi4py against
+MPIRUN = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 $(or $(wildcard $(VENV)/bin/mpiexec),mpiexec)
 model: install
 	mkdir -p $(MODEL_DATA)
 	$(MPIRUN) -n $(RANKS) $(VENV)/bin/apt-cnn simulate --out $(MODEL_DATA)/dictionary.h5 --overwrite

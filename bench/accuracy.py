@@ -16,7 +16,6 @@ L1_2 share. Prints JSON; --figures DIR writes the plots of docs/accuracy.md.
 """
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from apt_cnn_hpc.parallel.launcher import local_env, mpiexec
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,15 +72,13 @@ TABLE1_MODEL_METHODS = ("paper", "cnn_refined")
 
 
 def env():
-    e = dict(os.environ, APT_CNN_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3", OMPI_ALLOW_RUN_AS_ROOT="1",
-             OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", PRTE_MCA_rmaps_default_mapping_policy=":oversubscribe")
-    return e
+    return local_env(APT_CNN_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3")
 
 
 def cli(*args, ranks=0):
     cmd = [str(BIN / "apt-cnn"), *map(str, args)]
     if ranks:
-        cmd = [str(BIN / "mpiexec"), "-n", str(ranks)] + cmd
+        cmd = [mpiexec(), "-n", str(ranks)] + cmd
     proc = subprocess.run(cmd, env=env(), capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip().splitlines()[-1:]}")

@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from apt_cnn_hpc.parallel.launcher import local_env, mpiexec
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,15 +66,14 @@ TILT_KEYS = ("pole_tilt_deg", "pole_tilt_azimuth_deg", "z_scale")
 
 
 def env():
-    return dict(os.environ, APT_CNN_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3", OMPI_ALLOW_RUN_AS_ROOT="1",
-                OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", PRTE_MCA_rmaps_default_mapping_policy=":oversubscribe")
+    return local_env(APT_CNN_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3")
 
 
 def cli(*args, ranks=0, extra_env=None) -> float:
     """Run one `apt-cnn` stage (on `ranks` MPI ranks if > 0); its wall time in seconds."""
     cmd = [str(BIN / "apt-cnn"), *map(str, args)]
     if ranks:
-        cmd = [str(BIN / "mpiexec"), "-n", str(ranks)] + cmd
+        cmd = [mpiexec(), "-n", str(ranks)] + cmd
     t = time.perf_counter()
     proc = subprocess.run(cmd, env={**env(), **(extra_env or {})}, capture_output=True, text=True)
     wall = time.perf_counter() - t

@@ -14,7 +14,6 @@ CPU seconds, not wall seconds, measure the imbalance: this machine has 2 cores, 
 """
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 from scan import bench_env  # noqa: E402
+
+from apt_cnn_hpc.parallel.launcher import mpiexec  # noqa: E402
 
 CASES = {
     "section": {"shape": "box", "size_nm": [60.0, 60.0, 12.0]},
@@ -58,8 +59,6 @@ def main():
     a = ap.parse_args()
     env = bench_env()
     cli = [sys.executable, "-m", "apt_cnn_hpc"]
-    mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
-    env.update({"OMPI_MCA_rmaps_base_oversubscribe": "1", "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe"})
     out = {}
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
@@ -73,7 +72,7 @@ def main():
                 for n in a.ranks:
                     scan = d / f"{case}_{n}_{budget:.0f}_{writer}.h5"
                     t = time.perf_counter()
-                    subprocess.run([mpiexec, "-n", str(n)] + cli + [
+                    subprocess.run([mpiexec(), "-n", str(n)] + cli + [
                         "scan", str(d / f"{case}.pos"), "--range", str(d / f"{case}.rrng"), "--out", str(scan),
                         "--memory-budget", str(budget), "--writer", writer], env=env, check=True, capture_output=True)
                     rows, ps, ions, blocks = per_rank(scan)

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from apt_cnn_hpc.parallel.launcher import local_env, mpiexec
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -338,7 +340,7 @@ def full(fraction: float, sample: int):
                     env)
         gen_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         t = time.perf_counter()
-        out = subprocess.run([str(Path(sys.executable).parent / "mpiexec"), "-n", "2", sys.executable,
+        out = subprocess.run([mpiexec(), "-n", "2", sys.executable,
                               __file__, "--worker", str(d / "s.pos"), str(d / "s.rrng"), "--sample",
                               str(sample)], env=env, check=True, capture_output=True, text=True)
         wall = time.perf_counter() - t
@@ -354,8 +356,7 @@ def full(fraction: float, sample: int):
 
 
 def bench_env():
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", APT_CNN_NO_PROGRESS="1", OMPI_ALLOW_RUN_AS_ROOT="1",
-                OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    return local_env(TF_CPP_MIN_LOG_LEVEL="3", APT_CNN_NO_PROGRESS="1")
 
 
 def main():
@@ -379,7 +380,6 @@ def main():
                                  "1e9": scaling_model(measured, 1e9, budget_mb=2000.0)}, indent=2))
     size = a.size or (20.0 if a.quick else 44.0)
     env = bench_env()
-    bindir = Path(sys.executable).parent
     cli = [sys.executable, "-m", "apt_cnn_hpc"]
     import h5py
     with tempfile.TemporaryDirectory() as d:
@@ -388,7 +388,7 @@ def main():
         res = {}
         for n in (1, 2):
             out = d / f"scan{n}.h5"
-            wall = run([str(bindir / "mpiexec"), "-n", str(n)] + cli + [
+            wall = run([mpiexec(), "-n", str(n)] + cli + [
                 "scan", str(d / "s.pos"), "--range", str(d / "s.rrng"), "--out", str(out)], env)
             with h5py.File(out) as f:
                 prov = json.loads(f["provenance"].attrs["json"])

@@ -6,13 +6,14 @@ The worker mode (--worker, under mpiexec) times the same custom step that `apt-c
 """
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from apt_cnn_hpc.parallel.launcher import local_env, mpiexec
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,12 +51,10 @@ def main():
     a = ap.parse_args()
     if a.worker:
         return worker(a.steps, a.batch)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMPI_ALLOW_RUN_AS_ROOT="1",
-               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    mpiexec = str(Path(sys.executable).parent / "mpiexec")
+    env = local_env(TF_CPP_MIN_LOG_LEVEL="3")
     rates = {}
     for n in (1, 2):
-        out = subprocess.run([mpiexec, "-n", str(n), sys.executable, __file__, "--worker",
+        out = subprocess.run([mpiexec(), "-n", str(n), sys.executable, __file__, "--worker",
                               "--steps", str(a.steps), "--batch", str(a.batch)],
                              env=env, capture_output=True, text=True, check=True).stdout
         rates[n] = json.loads(out.strip().splitlines()[-1])["maps_per_s"]

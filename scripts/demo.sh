@@ -11,6 +11,8 @@ OUT=${OUT:-out/demo}
 RANKS=${RANKS:-2}
 mkdir -p "$OUT"
 BIN=.venv/bin
+# the venv's own Open MPI (pip), else the site MPI that install.sh built mpi4py against
+MPIEXEC=$(PATH="$BIN:$PATH" command -v mpiexec) || { echo "demo: no mpiexec in $BIN or on PATH" >&2; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 export OMPI_MCA_rmaps_base_oversubscribe=1 PRTE_MCA_rmaps_default_mapping_policy=:oversubscribe
 
@@ -33,8 +35,8 @@ PY
   --out "$OUT/sdm_precipitate" --overwrite
 "$BIN/apt-cnn" sdm "$OUT/specimen.pos" --range "$OUT/specimen.rrng" --box ${MBOX//,/ } \
   --out "$OUT/sdm_matrix" --overwrite
-"$BIN/mpiexec" -n "$RANKS" "$BIN/apt-cnn" simulate --counts 100 100 --out "$OUT/dictionary.h5" --overwrite
-"$BIN/mpiexec" -n "$RANKS" "$BIN/apt-cnn" scan "$OUT/specimen.pos" --range "$OUT/specimen.rrng" \
+"$MPIEXEC" -n "$RANKS" "$BIN/apt-cnn" simulate --counts 100 100 --out "$OUT/dictionary.h5" --overwrite
+"$MPIEXEC" -n "$RANKS" "$BIN/apt-cnn" scan "$OUT/specimen.pos" --range "$OUT/specimen.rrng" \
   --out "$OUT/scan.h5" --overwrite
 "$BIN/apt-cnn" segment "$OUT/scan.h5" --overwrite > /dev/null
 "$BIN/apt-cnn" score "$OUT/scan.h5" --truth "$OUT/specimen_truth.h5" --out "$OUT/score.json" --overwrite > /dev/null

@@ -7,25 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from apt_cnn_hpc.parallel.launcher import local_env, mpiexec  # noqa: F401 (tests import mpiexec from here)
+
 REPO = Path(__file__).resolve().parent.parent
 FOREIGN = REPO.parent / "shared" / "data" / "foreign"
 
 
 def cli_env():
-    env = dict(os.environ)
-    env.update({
-        "APT_CNN_NO_PROGRESS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
-        # Open MPI as root and with more ranks than cores (ignored by MPICH)
-        "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-        "OMPI_MCA_rmaps_base_oversubscribe": "1",
-        "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe",
-    })
-    return env
-
-
-def mpiexec() -> str:
-    """The mpiexec of this Python's MPI: the venv's own (pip Open MPI), else the one on PATH."""
-    return shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+    return local_env(APT_CNN_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3")
 
 
 def run_cli(*args, cwd=None, ranks: int = 0, timeout=900):

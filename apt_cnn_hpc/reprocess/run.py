@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from .. import __version__
 from ..config import load_config
 from ..errors import InputError
+from ..parallel.launcher import mpiexec
 from ..fileutil import sha256_file, swap_directory
 from ..contracts.model_dir import load_card
 from ..scan.run import DEFAULT_MODEL
@@ -40,7 +40,7 @@ def default_launcher(ranks: int) -> list:
     """mpiexec next to this Python (the venv's Open MPI) or on PATH; none for one rank."""
     if ranks <= 1:
         return []
-    exe = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+    exe = mpiexec()
     if not exe:
         raise InputError(None, "--ranks > 1 needs mpiexec on PATH (or give --launcher)")
     return [exe, "-n", str(ranks)]
