@@ -109,3 +109,32 @@ def test_per_ion_slabs_hold_at_most_their_share():
         assert len(edges) == slabs + 1 and edges[0] == -np.inf and edges[-1] == np.inf
         counts = np.histogram(u, edges)[0]
         assert counts.sum() == len(u) and counts.max() <= slab_ions * 1.01
+
+
+def test_chunked_indexing_equals_the_whole_arrays(monkeypatch):
+    """The memory-lean paths (cell ids in one numba pass, occupied voxels and block counts a chunk
+    at a time) give what numpy gives on all the ions at once."""
+    import apt_cnn_hpc.scan.decompose as dec
+    from apt_cnn_hpc.io import Ions
+    from apt_cnn_hpc.sdm.kernels import cell_ids
+    rng = np.random.default_rng(11)
+    xyz = rng.uniform([-7.3, -2.1, 0.4], [9.9, 12.5, 30.2], (50_000, 3)).astype(np.float32)
+    mq = rng.choice([7.0, 13.5, 27.0], len(xyz)).astype(np.float32)
+    origin, cell = np.floor(xyz.min(axis=0) / 1.25) * 1.25, 1.25
+    dims = np.floor((xyz.max(axis=0) - origin) / cell).astype(np.int64) + 1
+    c = np.floor((xyz.astype(np.float64) - origin) / cell).astype(np.int64)
+    np.testing.assert_array_equal(cell_ids(xyz.astype(np.float64), origin, cell, dims),
+                                  (c[:, 0] * dims[1] + c[:, 1]) * dims[2] + c[:, 2])
+    monkeypatch.setattr(dec, "CHUNK", 4096)
+    grid = VoxelGrid.covering(np.vstack([xyz.min(axis=0), xyz.max(axis=0)]).astype(np.float64), 1.0)
+    is_ref = lambda q: q == 27.0   # noqa: E731
+    flat = np.ravel_multi_index(tuple(grid.index(xyz[is_ref(mq)].astype(np.float64)).T), grid.shape)
+    u, n = dec.occupied_voxels(grid, Ions(xyz, mq), is_ref)
+    want_u, want_n = np.unique(flat, return_counts=True)
+    np.testing.assert_array_equal(u, want_u)
+    np.testing.assert_array_equal(n, want_n)
+    from apt_cnn_hpc.sdm import cube_counts
+    whole = cube_counts(grid, grid.index(xyz[is_ref(mq)].astype(np.float64)), M, full=True)
+    block = dec.decompose(whole, grid, M, 3, 3.5, 1)[1]
+    got = block.cube_counts(grid.index(xyz[is_ref(mq)].astype(np.float64)), grid.shape, M)
+    np.testing.assert_array_equal(got, whole[tuple(slice(lo + M - 1, hi + M - 1) for lo, hi in zip(block.lo, block.hi))])

@@ -83,10 +83,17 @@ def allreduce_array(comm, a, op=None):
 def alltoallv_rows(comm, blocks: list, dtype, width: int) -> np.ndarray:
     """Alltoallv of one block of `width`-wide rows per destination rank (buffers, no pickling);
     the rows received, in rank order."""
+    send = np.concatenate(blocks) if blocks else np.zeros(0, dtype)
+    return alltoallv_packed(comm, send, [b.size // width for b in blocks], dtype, width)
+
+
+def alltoallv_packed(comm, send: np.ndarray, rows: list, dtype, width: int) -> np.ndarray:
+    """alltoallv_rows of rows already packed in destination order (`rows` per destination rank):
+    a caller that fills one buffer saves the concatenation's copy."""
     from mpi4py.util.dtlib import from_numpy_dtype
     mpi_type = from_numpy_dtype(np.dtype(dtype))
-    send = np.concatenate(blocks).reshape(-1) if blocks else np.zeros(0, dtype)
-    send_counts = np.array([b.size for b in blocks], np.int64)
+    send = send.reshape(-1)
+    send_counts = np.array(rows, np.int64) * width
     recv_counts = np.empty(comm.Get_size(), np.int64)
     comm.Alltoall(send_counts, recv_counts)
     sdispl = np.concatenate([[0], np.cumsum(send_counts)[:-1]])

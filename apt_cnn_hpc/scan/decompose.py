@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from ..parallel.mpi import allreduce_array, alltoallv_rows, collective
+from ..parallel.mpi import allreduce_array, alltoallv_packed, collective
 from ..io import Ions, ion_record_range, read_ions
 from ..io.ions import FORMATS
 from ..io.posfile import count_records
 from ..errors import InputError
 from ..sdm import VoxelGrid
-from ..sdm.voxel import box_sum_axis
+from ..sdm.voxel import box_sum_axis, compact_voxels
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ def global_grid(comm, ions: Ions, voxel_nm: float) -> VoxelGrid:
 MAP_COST = 0.54     # ms per cube origin and layer of a tile's box sums, evaluated or not (bench/scan.py --full)
 EVAL_COST = 1.63    # ms more per evaluated cube: its histograms and its inference (bench/scan.py --full)
 AXES = {"blocks": (0, 1, 2), "slabs": (2,)}
+CHUNK = 1 << 20     # ions a rank turns into voxel indices at once (their float temporaries: ~100 B each)
 
 
 @dataclass
@@ -75,12 +76,16 @@ class Block:
 
     def cube_counts(self, vox: np.ndarray, shape, m: int) -> np.ndarray:
         """Ions (voxel indices `vox`) per cube origin of the block, [hi - lo] (exact when the rank
-        holds the block's ions with halo): what a rank needs without the whole grid's counts."""
+        holds the block's ions with halo): what a rank needs without the whole grid's counts. A
+        chunk of ions at a time: the int64 offsets of all of them at once are 24 bytes per ion."""
         lo, hi = np.asarray(self.lo), np.asarray(self.hi)
         wlo, whi = np.clip(lo, 0, shape), np.clip(hi + m - 1, 0, shape)
-        inside = np.all((vox >= wlo) & (vox < whi), axis=1)
         n = np.maximum(whi - wlo, 0)
-        out = np.bincount(np.ravel_multi_index(tuple((vox[inside] - wlo).T), n), minlength=int(np.prod(n)))
+        out = np.zeros(int(np.prod(n)), np.int64)
+        for i in range(0, len(vox), CHUNK):
+            v = vox[i:i + CHUNK]
+            v = v[np.all((v >= wlo) & (v < whi), axis=1)]
+            out += np.bincount(np.ravel_multi_index(tuple((v - wlo).T), n), minlength=out.size)
         out = out.reshape(n).astype(np.float64)
         for axis in range(3):
             out = box_sum_axis(out, np.arange(lo[axis], hi[axis]) - wlo[axis], m, axis)
@@ -149,18 +154,36 @@ def exchange(comm, ions: Ions, first: int, blocks: list) -> tuple[Ions, np.ndarr
     its record index; a rank's ions come back in record order, so anything computed from them is
     the same for any number of ranks."""
     parts = [np.flatnonzero(np.all((ions.xyz >= b.box_lo_nm) & (ions.xyz < b.box_hi_nm), axis=1)) for b in blocks]
-    rec = alltoallv_rows(comm, [np.column_stack([ions.xyz[p], ions.mq[p]]).astype(np.float32) for p in parts],
-                         np.float32, 4)
-    index = alltoallv_rows(comm, [(p + first).astype(np.int64) for p in parts], np.int64, 1)[:, 0]
+    rows = [len(p) for p in parts]
+    # one send buffer each, filled in place (stacking per destination, then concatenating, copied
+    # every record twice)
+    rec, index, at = np.empty((sum(rows), 4), np.float32), np.empty(sum(rows), np.int64), 0
+    for p in parts:
+        rec[at:at + len(p), :3], rec[at:at + len(p), 3], index[at:at + len(p)] = ions.xyz[p], ions.mq[p], p + first
+        at += len(p)
+    del parts
+    index = alltoallv_packed(comm, index, rows, np.int64, 1)[:, 0]
+    rec = alltoallv_packed(comm, rec, rows, np.float32, 4)
     order = np.argsort(index, kind="stable")
-    rec, index = rec[order], index[order]
-    return Ions(np.ascontiguousarray(rec[:, :3]), np.ascontiguousarray(rec[:, 3])), index
+    return Ions(np.ascontiguousarray(rec[order, :3]), rec[order, 3]), index[order]
 
 
-def root_counts(comm, flat: np.ndarray, shape) -> np.ndarray | None:
-    """Per-voxel counts of the flat voxel indices every rank holds, on root only; ranks send their
+def occupied_voxels(grid: VoxelGrid, ions: Ions, is_reference) -> tuple:
+    """(flat indices of the voxels that hold reference ions, their counts), CHUNK ions at a time."""
+    u, c = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for i in range(0, len(ions), CHUNK):
+        ref = ions.xyz[i:i + CHUNK][is_reference(ions.mq[i:i + CHUNK])]
+        a, b = np.unique(np.ravel_multi_index(tuple(grid.index(ref).T), grid.shape), return_counts=True)
+        u.append(a)
+        c.append(b)
+    u, inverse = np.unique(np.concatenate(u), return_inverse=True)
+    return u, np.bincount(inverse, np.concatenate(c), minlength=len(u)).astype(np.int64)
+
+
+def root_counts(comm, occupied: tuple, shape) -> np.ndarray | None:
+    """Per-voxel counts on root only of what every rank holds (occupied_voxels): ranks send their
     occupied voxels and counts, not a whole grid."""
-    parts = comm.gather(np.unique(flat, return_counts=True))
+    parts = comm.gather(occupied)
     if comm.Get_rank() != 0:
         return None
     n = int(np.prod(shape))
@@ -193,8 +216,7 @@ def distribute(comm, path, drop_invalid: bool, settings, is_reference, min_refer
     t.append(time.perf_counter())
     grid = global_grid(comm, own, settings.voxel_nm)
     # reference ions per voxel, from the ions each rank read (each exactly once, all inside the grid)
-    ref_xyz = own.xyz[is_reference(own.mq)].astype(np.float64)
-    ref_count = root_counts(comm, np.ravel_multi_index(tuple(grid.index(ref_xyz).T), grid.shape), grid.shape)
+    ref_count = root_counts(comm, occupied_voxels(grid, own, is_reference), grid.shape)
     m = settings.cube_voxels
     t.append(time.perf_counter())
     blocks = None
@@ -208,7 +230,7 @@ def distribute(comm, path, drop_invalid: bool, settings, is_reference, min_refer
     t.append(time.perf_counter())
     local, index = exchange(comm, own, first, blocks)
     t.append(time.perf_counter())
-    block_ref = blocks[comm.Get_rank()].cube_counts(grid.index(local.xyz[is_reference(local.mq)].astype(np.float64)),
+    block_ref = blocks[comm.Get_rank()].cube_counts(compact_voxels(grid, local.xyz[is_reference(local.mq)]),
                                                     grid.shape, m)
     phases = dict(zip(("read_s", "counts_s", "decompose_s", "exchange_s"), np.diff(t).tolist()))
     return Distributed(n_total, grid, blocks, local, index, block_ref, phases)

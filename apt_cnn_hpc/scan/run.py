@@ -120,13 +120,12 @@ def _prepare(args, comm):
 def cube_inputs(pos, labels, ranges, settings: SDMSettings):
     """What the cube maps of one rank need from its ions (float64 positions, range labels): the
     partner index, reference positions and ids."""
-    ids = np.arange(len(pos))
-    is_ref = labels == ranges.index(settings.pair[0])
-    is_part = labels == ranges.index(settings.pair[1])
-    index = PartnerIndex(pos[is_part], ids[is_part], settings)
+    part = np.flatnonzero(labels == ranges.index(settings.pair[1]))
+    index = PartnerIndex(pos[part], part, settings)
     if settings.pair[0] == settings.pair[1]:     # the same ions: share the index's copies
         return index, index.pos, index.ids
-    return index, pos[is_ref], ids[is_ref]
+    ref = np.flatnonzero(labels == ranges.index(settings.pair[0]))
+    return index, pos[ref], ref
 
 
 def tile_slices(tile, kz: int, lo) -> tuple:

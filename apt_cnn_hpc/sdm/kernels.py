@@ -16,13 +16,25 @@ def build_cell_list(pos: np.ndarray, cell_nm: float):
         return (np.zeros(0, np.int64), np.zeros(2, np.int64), np.zeros(3), np.ones(3, np.int64))
     origin = np.floor(pos.min(axis=0) / cell_nm) * cell_nm
     dims = np.maximum(np.floor((pos.max(axis=0) - origin) / cell_nm).astype(np.int64) + 1, 1)
-    c = np.floor((pos - origin) / cell_nm).astype(np.int64)
-    cid = (c[:, 0] * dims[1] + c[:, 1]) * dims[2] + c[:, 2]
+    cid = cell_ids(pos, origin, cell_nm, dims)
     order = np.argsort(cid, kind="stable")
     counts = np.bincount(cid, minlength=int(np.prod(dims)))
     start = np.zeros(len(counts) + 1, np.int64)
     np.cumsum(counts, out=start[1:])
     return order, start, origin, dims
+
+
+@nb.njit(cache=True, fastmath=False)
+def cell_ids(pos, origin, cell_nm, dims):
+    """Flat cell index of each atom: 8 bytes per atom (numpy's floor((pos - origin) / cell) made
+    three float64 temporaries of 24 bytes per atom and an int64 one)."""
+    out = np.empty(len(pos), np.int64)
+    for i in range(len(pos)):
+        c0 = np.int64(np.floor((pos[i, 0] - origin[0]) / cell_nm))
+        c1 = np.int64(np.floor((pos[i, 1] - origin[1]) / cell_nm))
+        c2 = np.int64(np.floor((pos[i, 2] - origin[2]) / cell_nm))
+        out[i] = (c0 * dims[1] + c1) * dims[2] + c2
+    return out
 
 
 @nb.njit(parallel=True, cache=True, fastmath=False)
