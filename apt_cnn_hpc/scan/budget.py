@@ -9,6 +9,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import resource
 
 log = logging.getLogger(__name__)
 BASE_MB = 950.0           # Python, TensorFlow, the CNN and the per-ion models, loaded and run (0.95 GB measured)
@@ -36,6 +37,12 @@ def current_rss_mb() -> float:
     """This process's resident memory now (MB), to compare with the budget's estimates."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def peak_rss_mb() -> float:
+    """This process's high-water mark of resident memory so far (MB): read after each phase, it
+    says which phase set the peak."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def release_free_memory():
