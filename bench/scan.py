@@ -120,6 +120,7 @@ def run(cmd, env):
 
 FULL_IONS = 45e6
 DENSITY = 1_199_230 / (30 * 30 * 40)   # ions per nm^3 of the default specimen
+REF_SHARE = 0.88                        # its share of reference (Al) ions
 # the tip of --full: apex radius 20 nm, 3 degree half angle; height chosen for the ion count
 FULL_TIP = {"top_radius_nm": 20.0, "half_angle_deg": 3.0}
 
@@ -192,7 +193,8 @@ def worker(pos, rng_path, sample: int):
 
 SCALING_ASSUMPTIONS = (
     "the tip (FULL_TIP cone) cut into boxes by the scan's own bisection (scan/decompose.py) of a 2 nm "
-    "cost grid (MAP_COST per cube origin, EVAL_COST per cube inside the tip); each box's ions with the "
+    "cost grid (MAP_COST per cube origin, EVAL_COST and (ION_COST + PER_ION_COST) per reference ion "
+    "inside the tip); each box's ions with the "
     "scan's halo (3.5 nm, and the cube's 3 voxels above), at the specimen's density; memory from the "
     "budget's measured figures (scan/budget.py) and the tiles the budget allows (Block.tiles); time at "
     "this machine's per-rank rates (the maps' per origin and per cube, times the tiles' overlap, fitted "
@@ -211,7 +213,7 @@ CELL_NM = 2.0
 def tip_cells(n_ions: float, density: float):
     """(cell weights of the cost model, share of each 2 nm cell inside the tip, tip height) of the
     FULL_TIP cone holding n_ions."""
-    from apt_cnn_hpc.scan.decompose import EVAL_COST, MAP_COST
+    from apt_cnn_hpc.scan.decompose import EVAL_COST, ION_COST, MAP_COST, PER_ION_COST
     h = tip_height(n_ions, density)
     r0, t = FULL_TIP["top_radius_nm"], np.tan(np.radians(FULL_TIP["half_angle_deg"]))
     rmax = r0 + h * t
@@ -220,7 +222,8 @@ def tip_cells(n_ions: float, density: float):
     z = (np.arange(nz) + 0.5) * CELL_NM
     rho = np.hypot(x[:, None, None], x[None, :, None])
     inside = (rho < r0 + t * z[None, None, :]).astype(np.float64)
-    per_nm3 = MAP_COST + EVAL_COST * inside       # cube origins are 1 nm apart
+    # cube origins are 1 nm apart; the scan's default runs the per-ion pass
+    per_nm3 = MAP_COST + (EVAL_COST + (ION_COST + PER_ION_COST) * REF_SHARE * density) * inside
     return per_nm3 * CELL_NM ** 3, inside, h
 
 

@@ -60,6 +60,25 @@ def test_cost_balances_a_cone(n_ranks):
     assert w.max() / w.mean() < 1.05, w
 
 
+@pytest.mark.parametrize("n_ranks", [2, 3])
+def test_per_ion_cost_balances_the_ions_a_rank_owns(n_ranks):
+    """Where the per-ion pass dominates, a dense half of the specimen gets more ranks: the ions
+    each rank owns come out about equal (the cube-only model would give the dense ranks ~4x)."""
+    shape = (30, 30, 60)
+    grid = VoxelGrid((0.0, 0.0, 0.0), 1.0, shape)
+    ref_count = np.full(shape, 10.0)
+    ref_count[:, :, :30] = 40.0
+    n_ref = np.full(tuple(n + M - 1 for n in shape), 400.0)
+    vox = np.stack(np.meshgrid(*(np.arange(n) for n in shape), indexing="ij"), -1).reshape(-1, 3)
+
+    def owned(blocks):
+        return np.array([ref_count.reshape(-1)[b.owns(vox, shape)].sum() for b in blocks])
+    plain = owned(decompose(n_ref, grid, M, n_ranks, 3.5, 300))
+    ions = owned(decompose(n_ref, grid, M, n_ranks, 3.5, 300, ref_count=ref_count, ion_ms=20.0))
+    assert plain.max() / plain.mean() > 1.3
+    assert ions.max() / ions.mean() < 1.05, ions
+
+
 def test_tiles_cover_a_block_within_the_budget():
     grid, n_ref, blocks = blocks_of((86, 86, 40), 1)
     b = blocks[0]

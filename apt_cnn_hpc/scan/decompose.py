@@ -47,8 +47,14 @@ def global_grid(comm, ions: Ions, voxel_nm: float) -> VoxelGrid:
     return VoxelGrid.covering(np.vstack([lo, hi]), voxel_nm)
 
 
-MAP_COST = 0.54     # ms per cube origin and layer of a tile's box sums, evaluated or not (bench/scan.py --full)
-EVAL_COST = 1.63    # ms more per evaluated cube: its histograms and its inference (bench/scan.py --full)
+# the cost model (ms on one core; docs/performance.md "Decomposition"): the 45 M-ion --full fit of the
+# map stage (0.15 ms per cube origin, 0.47 more per evaluated cube), inference (0.90 ms per map) and
+# the per-ion passes of a 4 M-ion 2-rank scan (34 us per own ion, 3.7 for the planes; ~0.88 of the
+# ions are references, whose counts per voxel root holds)
+MAP_COST = 0.15     # ms per cube origin of a tile's box sums, evaluated or not
+EVAL_COST = 1.37    # ms more per evaluated cube: its histograms and its inference
+ION_COST = 0.0042   # ms per reference ion of the voxels a rank owns: the planes' phasors
+PER_ION_COST = 0.039   # ms more per reference ion with the per-ion pass (scan's per_ion)
 AXES = {"blocks": (0, 1, 2), "slabs": (2,)}
 CHUNK = 1 << 20     # ions a rank turns into voxel indices at once (their float temporaries: ~100 B each)
 
@@ -134,10 +140,14 @@ def bisect(weight: np.ndarray, n_ranks: int, axes=(0, 1, 2)) -> list:
 
 
 def decompose(n_ref: np.ndarray, grid: VoxelGrid, m: int, n_ranks: int, halo_nm: float, min_reference: int,
-              axes=(0, 1, 2)) -> list:
+              axes=(0, 1, 2), ref_count=None, ion_ms: float = 0.0) -> list:
     """One Block per rank, balanced on the cost model of its cube origins (n_ref: reference ions per
-    cube origin of the whole grid; `halo_nm` beyond the voxels its cubes cover)."""
+    cube origin of the whole grid; `halo_nm` beyond the voxels its cubes cover) and, at ion_ms per
+    reference ion, of the voxels it owns (ref_count: reference ions per voxel; voxel v is owned with
+    cube origin v, and the m - 1 origins below the grid own none)."""
     weight = MAP_COST + EVAL_COST * (n_ref >= max(min_reference, 1))
+    if ref_count is not None and ion_ms:
+        weight[tuple(slice(m - 1, None) for _ in range(3))] += ion_ms * ref_count
     first = np.array([-(m - 1)] * 3)
     origin, v = np.asarray(grid.origin_nm), grid.voxel_nm
     blocks = []
@@ -203,10 +213,11 @@ class Distributed:
 
 
 def distribute(comm, path, drop_invalid: bool, settings, is_reference, min_reference: int, halo_nm: float = 0.0,
-               decomposition: str = "blocks") -> Distributed:
+               decomposition: str = "blocks", per_ion: bool = False) -> Distributed:
     """Read, decompose and exchange. `is_reference(mq)`: the reference species' mask. The halo
     reaches max(neighbour radius, halo_nm) beyond the voxels a block's cubes cover. Whole-grid
-    reference counts are reduced to root only, which cuts the blocks; every rank counts its own block."""
+    reference counts are reduced to root only, which cuts the blocks (with the per-ion pass's cost
+    if per_ion); every rank counts its own block."""
     t = [time.perf_counter()]
     own = collective(comm, read_own_records, comm, path, drop_invalid)
     counts = comm.allgather(len(own))
@@ -225,7 +236,7 @@ def distribute(comm, path, drop_invalid: bool, settings, is_reference, min_refer
         for axis, starts in enumerate(grid.cube_origins(m, full=True)):
             n_ref = box_sum_axis(n_ref, starts, m, axis)
         blocks = decompose(n_ref, grid, m, comm.Get_size(), max(settings.neighbour_radius_nm, halo_nm),
-                           min_reference, AXES[decomposition])
+                           min_reference, AXES[decomposition], ref_count, ION_COST + PER_ION_COST * per_ion)
     blocks = comm.bcast(blocks)
     t.append(time.perf_counter())
     local, index = exchange(comm, own, first, blocks)

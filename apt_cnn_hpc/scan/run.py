@@ -8,7 +8,6 @@ the same for any number of ranks, tiles and writers.
 """
 import json
 import logging
-import resource
 import time
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from . import planes
 from .checkpoint import Checkpoints
 from .ion_probability import ion_probability, missing_solutes
 from ..parallel.mpi import collective
-from .budget import current_rss_mb, release_free_memory, tile_voxels
+from .budget import current_rss_mb, peak_rss_mb, release_free_memory, tile_voxels
 from .assemble import ScanParts
 from .decompose import AXES, distribute
 from .shares import WRITERS, WriteShares
@@ -158,8 +157,9 @@ def scan(args, comm):
     ref_species = ranges.index(settings.pair[0])
     dist = distribute(comm, args.input, drop, settings, lambda mq: ranges.label(mq) == ref_species,
                       cfg["min_reference"], halo_nm=HALO_NM if cfg["per_ion"] else 0.0,
-                      decomposition=cfg["decomposition"])
+                      decomposition=cfg["decomposition"], per_ion=bool(cfg["per_ion"]))
     n_total, grid, blocks, record_index, phases = dist.n_total, dist.grid, dist.blocks, dist.record_index, dist.phases
+    peaks = {"read_exchange": peak_rss_mb()}     # the high-water mark after each phase (MB)
     # from here on positions in float64 and range labels, not the float32 records
     local_xyz, species = dist.local.xyz.astype(np.float64), ranges.label(dist.local.mq)
     dist.local = None
@@ -200,6 +200,7 @@ def scan(args, comm):
         log.info("rank %d: %d of %d tile layers restored from %s", rank, n_layers - n_todo, n_layers, ckpt.dir)
 
     index, ref_pos, ref_ids = cube_inputs(local_xyz, species, ranges, settings)
+    peaks["partner_index"] = peak_rss_mb()
     t1 = time.time()
     ranged = species >= 0
     own = mine.owns(grid.index(local_xyz), grid.shape)
@@ -209,6 +210,7 @@ def scan(args, comm):
     phasors = planes.phasor_part(local_xyz, ranged, own, grid, box, field)
     visibility = planes.visibility_box(comm, phasors, box[0], grid, shares)
     phases["planes_s"] = time.time() - t1
+    peaks["planes"] = peak_rss_mb()
     per_ion = None
     if cfg["per_ion"]:
         t1 = time.time()
@@ -216,12 +218,14 @@ def scan(args, comm):
                                   grid, field, (phasors, box[0]), [(b.box_lo_nm, b.box_hi_nm) for b in blocks],
                                   cfg["per_ion_slab_ions"])
         phases["per_ion_s"] = time.time() - t1
+        peaks["per_ion"] = peak_rss_mb()
         release_free_memory()
 
     configure_tensorflow(comm)
     predictors = [Predictor(load_model(d), batch=cfg["batch"], precision=cfg["precision"],
                             calibration=card.get("calibration")) for d, card in zip(model_dirs, cards)]
     rss_before_maps = current_rss_mb()   # what the budget's fixed part estimates (BASE_MB, BYTES_PER_ION)
+    peaks["models"] = peak_rss_mb()
     bar = progress(sum((t[0][1] - t[0][0]) * (t[1][1] - t[1][0]) * len(k) for t, k in todo.items()),
                    f"scan (rank 0 of {size})", comm, unit="cube")
     t_maps = t_inf = 0.0
@@ -255,6 +259,7 @@ def scan(args, comm):
         t1 = time.time()
     flush()
     bar.close()
+    peaks["maps"] = peak_rss_mb()
     log.info("rank %d: %d cubes evaluated in %d tile layers; maps %.1f s, inference %.1f s", rank, n_eval,
              n_todo, t_maps, t_inf)
 
@@ -264,8 +269,9 @@ def scan(args, comm):
     t1 = time.time()
     share = ScanParts(comm, shares, grid, m, mine, P, E, dist.block_ref, visibility, local_xyz[own], per_ion)
     timings["assemble_s"] = time.time() - t1
+    peaks["assemble"] = peak_rss_mb()
     timings.update(total_s=time.time() - t0, cpu_s=time.process_time(), bytes_sent=dict(comm.sent),
-                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+                   peak_rss_mb=peaks["assemble"], peak_rss_mb_after={k: round(v) for k, v in peaks.items()})
     timings = comm.gather(timings)
     writers = comm if cfg["parallel_write"] else None
     first = 0
