@@ -201,7 +201,8 @@ SCALING_ASSUMPTIONS = (
     "to the --full ranks), one core per rank, read and exchange rates held at scale; bytes "
     "sent: 16 per ion with halo (exchange), 12 per own ion and 20 per evaluated cube (to their "
     "writers), the phasor sums (24 bytes per voxel) within REACH of a box and the cube results within "
-    "m - 1 (mpio writer); the file "
+    "m - 1 (mpio writer); root's cost grid (root_cost_grid_mb, before the maps, on top of what it "
+    "holds then); the file "
     "(17 bytes per voxel, 4 per ion, 20 per evaluated cube, uncompressed) written collectively at "
     "FS_GBPS or by one client at CLIENT_GBPS")
 FS_GBPS = 10.0        # aggregate parallel file-system bandwidth the mpio writer is assumed to get
@@ -259,7 +260,7 @@ def scaling_model(measured: dict, n_ions: float, ranks=(2, 16, 64, 256, 1024), b
     halo, tiles, peak memory, seconds per phase, bytes sent, and the output's write time; from the
     per-rank rates of the --full run."""
     from apt_cnn_hpc.scan.budget import BASE_MB, BYTES_PER_ION, LAYERS_HELD, MB_PER_BATCH_MAP
-    from apt_cnn_hpc.scan.decompose import bisect
+    from apt_cnn_hpc.scan.decompose import bisect, cost_cell
     from apt_cnn_hpc.sdm.visibility import REACH
     logging.getLogger("apt_cnn_hpc.scan.budget").setLevel(logging.ERROR)   # one-cube tiles show in tiles_max
     rows = measured["ranks"]
@@ -286,6 +287,13 @@ def scaling_model(measured: dict, n_ions: float, ranks=(2, 16, 64, 256, 1024), b
     n_voxels = int(np.prod(inside.shape)) * CELL_NM ** 3
     n_eval_all = inside.sum() * CELL_NM ** 3
     file_gb = (17 * n_voxels + 4 * n_ions + 20 * n_eval_all) / 1e9
+    # root cuts a cost grid of cells of `cell` cube origins: the reference counts, origins, weight
+    # and a temporary (8 bytes each per cell), and the ranks' occupied cells (index and count,
+    # gathered and concatenated)
+    grid_shape = [n * CELL_NM + m - 1 for n in inside.shape]
+    cell = cost_cell(grid_shape, m)
+    cells = float(np.prod(grid_shape)) / cell ** 3
+    root_mb = (4 * 8 * cells + 2 * 16 * cells * inside.mean()) / 2 ** 20
     out = []
     for p in ranks:
         boxes = bisect(weight, p)
@@ -327,6 +335,7 @@ def scaling_model(measured: dict, n_ions: float, ranks=(2, 16, 64, 256, 1024), b
     return {"assumptions": SCALING_ASSUMPTIONS, "ions": n_ions, "tip_height_nm": round(h), "budget_mb": budget_mb,
             "map_ms_per_origin": round(per_origin_s * 1e3, 4), "map_ms_per_cube": round(per_cube_s * 1e3, 4),
             "file_gb": round(file_gb, 1), "fs_gbps": FS_GBPS, "client_gbps": CLIENT_GBPS,
+            "cost_cell_origins": cell, "root_cost_grid_mb": round(root_mb),
             "inference_rate_per_rank": round(inf_rate, 1), "per_ion_per_s_per_rank": PER_ION_PER_S,
             "predicted": out}
 

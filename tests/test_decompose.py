@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from apt_cnn_hpc.scan.budget import BASE_MB, BYTES_PER_ION, LAYERS_HELD, MB_PER_BATCH_MAP, tile_voxels
-from apt_cnn_hpc.scan.decompose import EVAL_COST, MAP_COST, decompose
+from apt_cnn_hpc.scan.decompose import EVAL_COST, MAP_COST, cell_weight, cost_cell, cube_weight, decompose
 from apt_cnn_hpc.sdm import VoxelGrid
 
 M = 4
@@ -21,7 +21,7 @@ def cone_refs(shape, half_angle_deg=12.0):
 def blocks_of(shape, n_ranks, axes=(0, 1, 2), refs=None):
     grid = VoxelGrid((0.0, 0.0, 0.0), 1.0, shape)
     n_ref = np.full(tuple(n + M - 1 for n in shape), 400.0) if refs is None else refs
-    return grid, n_ref, decompose(n_ref, grid, M, n_ranks, 3.5, 300, axes)
+    return grid, n_ref, decompose(cube_weight(n_ref, 300, M), grid, M, n_ranks, 3.5, axes)
 
 
 @pytest.mark.parametrize("shape, n_ranks, axes", [((60, 60, 12), 4, (0, 1, 2)), ((20, 20, 200), 4, (0, 1, 2)),
@@ -73,10 +73,43 @@ def test_per_ion_cost_balances_the_ions_a_rank_owns(n_ranks):
 
     def owned(blocks):
         return np.array([ref_count.reshape(-1)[b.owns(vox, shape)].sum() for b in blocks])
-    plain = owned(decompose(n_ref, grid, M, n_ranks, 3.5, 300))
-    ions = owned(decompose(n_ref, grid, M, n_ranks, 3.5, 300, ref_count=ref_count, ion_ms=20.0))
+    plain = owned(decompose(cube_weight(n_ref, 300, M), grid, M, n_ranks, 3.5))
+    ions = owned(decompose(cube_weight(n_ref, 300, M, ref_count, 20.0), grid, M, n_ranks, 3.5))
     assert plain.max() / plain.mean() > 1.3
     assert ions.max() / ions.mean() < 1.05, ions
+
+
+@pytest.mark.parametrize("n_ranks", [2, 5, 8])
+def test_coarse_cost_cells_partition_and_balance(monkeypatch, n_ranks):
+    """A grid over MAX_COST_CELLS is cut on cells of several cube origins (what root holds for 10^9
+    ions): the blocks still partition every cube origin and own every voxel once, and balance the
+    exact per-origin cost of a cone within the cells' granularity."""
+    import apt_cnn_hpc.scan.decompose as dec
+    shape = (40, 40, 90)
+    assert cost_cell(shape, M) == 1
+    monkeypatch.setattr(dec, "MAX_COST_CELLS", 30_000)
+    cell = cost_cell(shape, M)
+    assert cell == 2
+    grid = VoxelGrid((0.0, 0.0, 0.0), 1.0, shape)
+    ox, oy, oz = np.meshgrid(*(np.arange(n) - n / 2 for n in shape), indexing="ij")
+    ref_count = np.where(ox ** 2 + oy ** 2 < (4 + 0.2 * (oz + 45)) ** 2, 30.0, 0.0)   # a cone along z
+    cells = np.zeros(dec.cells_of(grid, M, cell))
+    v = np.argwhere(ref_count > 0)
+    np.add.at(cells, tuple(((v + M - 1) // cell).T), ref_count[tuple(v.T)])
+    weight = cell_weight(cells, cell, shape, M, 300, 0.04)
+    whole = np.zeros(tuple(n + M - 1 for n in shape))
+    whole[M - 1:, M - 1:, M - 1:] = ref_count
+    for axis, starts in enumerate(grid.cube_origins(M, full=True)):
+        whole = dec.box_sum_axis(whole, starts, M, axis)
+    exact = cube_weight(whole, 300, M, ref_count, 0.04)
+    assert np.isclose(weight.sum(), exact.sum(), rtol=0.02)
+    blocks = decompose(weight, grid, M, n_ranks, 3.5, cell=cell)
+    cover = np.zeros(exact.shape, int)
+    for b in blocks:
+        cover[tuple(slice(lo + M - 1, hi + M - 1) for lo, hi in zip(b.lo, b.hi))] += 1
+    assert (cover == 1).all()
+    cost = np.array([exact[tuple(slice(lo + M - 1, hi + M - 1) for lo, hi in zip(b.lo, b.hi))].sum() for b in blocks])
+    assert cost.max() / cost.mean() < 1.15, cost
 
 
 def test_tiles_cover_a_block_within_the_budget():
@@ -154,6 +187,6 @@ def test_chunked_indexing_equals_the_whole_arrays(monkeypatch):
     np.testing.assert_array_equal(n, want_n)
     from apt_cnn_hpc.sdm import cube_counts
     whole = cube_counts(grid, grid.index(xyz[is_ref(mq)].astype(np.float64)), M, full=True)
-    block = dec.decompose(whole, grid, M, 3, 3.5, 1)[1]
+    block = dec.decompose(cube_weight(whole, 1, M), grid, M, 3, 3.5)[1]
     got = block.cube_counts(grid.index(xyz[is_ref(mq)].astype(np.float64)), grid.shape, M)
     np.testing.assert_array_equal(got, whole[tuple(slice(lo + M - 1, hi + M - 1) for lo, hi in zip(block.lo, block.hi))])

@@ -57,6 +57,8 @@ ION_COST = 0.0042   # ms per reference ion of the voxels a rank owns: the planes
 PER_ION_COST = 0.039   # ms more per reference ion with the per-ion pass (scan's per_ion)
 AXES = {"blocks": (0, 1, 2), "slabs": (2,)}
 CHUNK = 1 << 20     # ions a rank turns into voxel indices at once (their float temporaries: ~100 B each)
+MAX_COST_CELLS = 1 << 24   # cells of the cost grid root cuts (128 MB per float64 grid; cells of 2
+                           # origins keep 10^9 ions on 1,024 ranks within ~1.1 of balance, of 3 not)
 
 
 @dataclass
@@ -139,20 +141,46 @@ def bisect(weight: np.ndarray, n_ranks: int, axes=(0, 1, 2)) -> list:
     return split((0, 0, 0), tuple(weight.shape), n_ranks)
 
 
-def decompose(n_ref: np.ndarray, grid: VoxelGrid, m: int, n_ranks: int, halo_nm: float, min_reference: int,
-              axes=(0, 1, 2), ref_count=None, ion_ms: float = 0.0) -> list:
-    """One Block per rank, balanced on the cost model of its cube origins (n_ref: reference ions per
-    cube origin of the whole grid; `halo_nm` beyond the voxels its cubes cover) and, at ion_ms per
-    reference ion, of the voxels it owns (ref_count: reference ions per voxel; voxel v is owned with
-    cube origin v, and the m - 1 origins below the grid own none)."""
+def cost_cell(shape, m: int) -> int:
+    """Cube origins per cost cell along each axis: 1 (each origin weighed exactly) unless the origin
+    grid has more than MAX_COST_CELLS; then the smallest edge that brings it under (root holds a
+    few float64 grids of cells, not of voxels: 10^9 ions need 2)."""
+    n = float(np.prod([s + m - 1 for s in shape]))
+    return max(1, int(np.ceil((n / MAX_COST_CELLS) ** (1 / 3) - 1e-9)))
+
+
+def cube_weight(n_ref: np.ndarray, min_reference: int, m: int, ref_count=None, ion_ms: float = 0.0) -> np.ndarray:
+    """The cost model per cube origin (n_ref: reference ions per cube origin of the whole grid) and,
+    at ion_ms per reference ion, of the voxels it owns (ref_count: reference ions per voxel; voxel
+    v is owned with cube origin v, and the m - 1 origins below the grid own none)."""
     weight = MAP_COST + EVAL_COST * (n_ref >= max(min_reference, 1))
     if ref_count is not None and ion_ms:
         weight[tuple(slice(m - 1, None) for _ in range(3))] += ion_ms * ref_count
+    return weight
+
+
+def cell_weight(cell_refs: np.ndarray, cell: int, shape, m: int, min_reference: int, ion_ms: float) -> np.ndarray:
+    """The cost model per cost cell of `cell`^3 cube origins (cell_refs: reference ions of the voxels
+    each owns): its origins, those whose cube at the cell's mean density would hold min_reference,
+    and its ions."""
+    origins = np.ones(cell_refs.shape)
+    for axis, n in enumerate(shape):    # the last cell along an axis may be cut short by the grid
+        edge = np.minimum(cell, n + m - 1 - cell * np.arange(cell_refs.shape[axis]))
+        origins = origins * edge.reshape([-1 if a == axis else 1 for a in range(3)])
+    evaluated = cell_refs / origins * m ** 3 >= max(min_reference, 1)
+    return origins * (MAP_COST + EVAL_COST * evaluated) + ion_ms * cell_refs
+
+
+def decompose(weight: np.ndarray, grid: VoxelGrid, m: int, n_ranks: int, halo_nm: float, axes=(0, 1, 2),
+              cell: int = 1) -> list:
+    """One Block per rank, balanced on `weight` (cube_weight per cube origin, or cell_weight per
+    cost cell of `cell` origins along each axis); `halo_nm` beyond the voxels its cubes cover."""
     first = np.array([-(m - 1)] * 3)
+    end = np.array(grid.shape) + m - 1
     origin, v = np.asarray(grid.origin_nm), grid.voxel_nm
     blocks = []
     for r, (lo, hi, w) in enumerate(bisect(weight, n_ranks, axes)):
-        lo, hi = first + lo, first + hi
+        lo, hi = first + np.minimum(np.array(lo) * cell, end), first + np.minimum(np.array(hi) * cell, end)
         blocks.append(Block(r, tuple(int(x) for x in lo), tuple(int(x) for x in hi), w,
                             tuple(float(x) for x in origin + lo * v - halo_nm),
                             tuple(float(x) for x in origin + (hi + m - 1) * v + halo_nm)))
@@ -178,12 +206,20 @@ def exchange(comm, ions: Ions, first: int, blocks: list) -> tuple[Ions, np.ndarr
     return Ions(np.ascontiguousarray(rec[order, :3]), rec[order, 3]), index[order]
 
 
-def occupied_voxels(grid: VoxelGrid, ions: Ions, is_reference) -> tuple:
-    """(flat indices of the voxels that hold reference ions, their counts), CHUNK ions at a time."""
+def cells_of(grid: VoxelGrid, m: int, cell: int) -> tuple:
+    """Shape of the cost grid: voxels (cell 1) or cells of `cell` cube origins per axis."""
+    return grid.shape if cell == 1 else tuple(-(-(n + m - 1) // cell) for n in grid.shape)
+
+
+def occupied_voxels(grid: VoxelGrid, ions: Ions, is_reference, m: int = 4, cell: int = 1) -> tuple:
+    """(flat indices of the voxels, or cost cells (cells_of), that hold reference ions, their
+    counts), CHUNK ions at a time."""
     u, c = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    shape = cells_of(grid, m, cell)
     for i in range(0, len(ions), CHUNK):
         ref = ions.xyz[i:i + CHUNK][is_reference(ions.mq[i:i + CHUNK])]
-        a, b = np.unique(np.ravel_multi_index(tuple(grid.index(ref).T), grid.shape), return_counts=True)
+        vox = grid.index(ref) if cell == 1 else (grid.index(ref) + m - 1) // cell
+        a, b = np.unique(np.ravel_multi_index(tuple(vox.T), shape), return_counts=True)
         u.append(a)
         c.append(b)
     u, inverse = np.unique(np.concatenate(u), return_inverse=True)
@@ -196,8 +232,8 @@ def root_counts(comm, occupied: tuple, shape) -> np.ndarray | None:
     parts = comm.gather(occupied)
     if comm.Get_rank() != 0:
         return None
-    n = int(np.prod(shape))
-    return sum(np.bincount(u, c, minlength=n) for u, c in parts).reshape(shape).astype(np.float64)
+    u, c = (np.concatenate(x) for x in zip(*parts))
+    return np.bincount(u, c, minlength=int(np.prod(shape))).reshape(shape)
 
 
 @dataclass
@@ -227,16 +263,21 @@ def distribute(comm, path, drop_invalid: bool, settings, is_reference, min_refer
     t.append(time.perf_counter())
     grid = global_grid(comm, own, settings.voxel_nm)
     # reference ions per voxel, from the ions each rank read (each exactly once, all inside the grid)
-    ref_count = root_counts(comm, occupied_voxels(grid, own, is_reference), grid.shape)
     m = settings.cube_voxels
+    cell = cost_cell(grid.shape, m)
+    ref_count = root_counts(comm, occupied_voxels(grid, own, is_reference, m, cell), cells_of(grid, m, cell))
     t.append(time.perf_counter())
     blocks = None
     if comm.Get_rank() == 0:
-        n_ref = ref_count
-        for axis, starts in enumerate(grid.cube_origins(m, full=True)):
-            n_ref = box_sum_axis(n_ref, starts, m, axis)
-        blocks = decompose(n_ref, grid, m, comm.Get_size(), max(settings.neighbour_radius_nm, halo_nm),
-                           min_reference, AXES[decomposition], ref_count, ION_COST + PER_ION_COST * per_ion)
+        ion_ms, halo = ION_COST + PER_ION_COST * per_ion, max(settings.neighbour_radius_nm, halo_nm)
+        if cell == 1:
+            n_ref = ref_count
+            for axis, starts in enumerate(grid.cube_origins(m, full=True)):
+                n_ref = box_sum_axis(n_ref, starts, m, axis)
+            weight = cube_weight(n_ref, min_reference, m, ref_count, ion_ms)
+        else:
+            weight = cell_weight(ref_count, cell, grid.shape, m, min_reference, ion_ms)
+        blocks = decompose(weight, grid, m, comm.Get_size(), halo, AXES[decomposition], cell)
     blocks = comm.bcast(blocks)
     t.append(time.perf_counter())
     local, index = exchange(comm, own, first, blocks)
