@@ -95,48 +95,55 @@ def _spans(xi, yi, zi, origin, cell, reach, rmax2, dims, start, spans) -> int:
     return n
 
 
+QUERY_BLOCK = 256      # queries per parallel task: their accumulators are allocated once per block
+
+
 @nb.njit(parallel=True, fastmath=True, cache=True)
 def _plane_sums(qpos, px, py, pz, ptype, ser, sei, fr, fi, start, origin, dims, cell, reach, lut, scale,
                 edges2, cnt, S, F, Z):
     """Per query and shell s: cnt[q, s, t + 3 h], S[q, s, t + 3 h] (counts and sums of the
     superlattice phasor by partner type t in 0, 1, 2 and half-space h: dz <= 0, dz > 0);
     F[q, s] (fundamental phasor); Z[q, s, t] (superlattice phasor times dz)."""
-    ns, rmax2 = len(edges2) - 1, edges2[-1]
-    for q in nb.prange(len(qpos)):
-        xi, yi, zi = qpos[q, 0], qpos[q, 1], qpos[q, 2]
-        a_n = np.zeros(ns * 6)
-        a_sr = np.zeros(ns * 6)
-        a_si = np.zeros(ns * 6)
-        a_zr = np.zeros(ns * 3)
-        a_zi = np.zeros(ns * 3)
-        a_fr = np.zeros(ns)
-        a_fi = np.zeros(ns)
+    ns = len(edges2) - 1
+    for blk in nb.prange((len(qpos) + QUERY_BLOCK - 1) // QUERY_BLOCK):
+        acc = np.empty((7, ns * 6))     # counts, S re/im (s, t + 3 h); Z re/im (s, t); F re/im (s)
         spans = np.empty(((2 * reach + 1) ** 2, 2), np.int64)
-        for sp in range(_spans(xi, yi, zi, origin, cell, reach, rmax2, dims, start, spans)):
-            for j in range(spans[sp, 0], spans[sp, 1]):
-                dx = px[j] - xi
-                dy = py[j] - yi
-                dz = pz[j] - zi
-                d2 = dx * dx + dy * dy + dz * dz
-                if d2 >= rmax2:
-                    continue
-                s = _shell(d2, lut, scale, edges2)
-                k = s * 3 + ptype[j]
-                h = s * 6 + ptype[j] + (3 if dz > 0 else 0)
-                a_n[h] += 1.0
-                a_sr[h] += ser[j]
-                a_si[h] += sei[j]
-                a_zr[k] += ser[j] * dz
-                a_zi[k] += sei[j] * dz
-                a_fr[s] += fr[j]
-                a_fi[s] += fi[j]
-        for s in range(ns):
-            F[q, s] = complex(a_fr[s], a_fi[s])
-            for t in range(6):
-                cnt[q, s, t] = a_n[s * 6 + t]
-                S[q, s, t] = complex(a_sr[s * 6 + t], a_si[s * 6 + t])
-            for t in range(3):
-                Z[q, s, t] = complex(a_zr[s * 3 + t], a_zi[s * 3 + t])
+        for q in range(blk * QUERY_BLOCK, min((blk + 1) * QUERY_BLOCK, len(qpos))):
+            _plane_sums_one(qpos[q, 0], qpos[q, 1], qpos[q, 2], px, py, pz, ptype, ser, sei, fr, fi, start,
+                            origin, dims, cell, reach, lut, scale, edges2, acc, spans)
+            for s in range(ns):
+                F[q, s] = complex(acc[5, s], acc[6, s])
+                for t in range(6):
+                    cnt[q, s, t] = acc[0, s * 6 + t]
+                    S[q, s, t] = complex(acc[1, s * 6 + t], acc[2, s * 6 + t])
+                for t in range(3):
+                    Z[q, s, t] = complex(acc[3, s * 3 + t], acc[4, s * 3 + t])
+
+
+@nb.njit(inline="always")
+def _plane_sums_one(xi, yi, zi, px, py, pz, ptype, ser, sei, fr, fi, start, origin, dims, cell, reach, lut,
+                    scale, edges2, acc, spans):
+    """One query's sums into acc (zeroed here), in the partners' cell order."""
+    rmax2 = edges2[-1]
+    acc[:] = 0.0
+    for sp in range(_spans(xi, yi, zi, origin, cell, reach, rmax2, dims, start, spans)):
+        for j in range(spans[sp, 0], spans[sp, 1]):
+            dx = px[j] - xi
+            dy = py[j] - yi
+            dz = pz[j] - zi
+            d2 = dx * dx + dy * dy + dz * dz
+            if d2 >= rmax2:
+                continue
+            s = _shell(d2, lut, scale, edges2)
+            k = s * 3 + ptype[j]
+            h = s * 6 + ptype[j] + (3 if dz > 0 else 0)
+            acc[0, h] += 1.0
+            acc[1, h] += ser[j]
+            acc[2, h] += sei[j]
+            acc[3, k] += ser[j] * dz
+            acc[4, k] += sei[j] * dz
+            acc[5, s] += fr[j]
+            acc[6, s] += fi[j]
 
 
 class PlaneSums:
@@ -173,31 +180,40 @@ def plane_sums(qpos, ppos, ptype, superlattice, fundamental, edges, cells_per_r=
 @nb.njit(parallel=True, fastmath=True, cache=True)
 def _moments(qpos, px, py, pz, pv, start, origin, dims, cell, reach, lut, scale, edges2, out):
     """out[q, s, c, m]: m = 0 sum of pv[j, c], m = 1..3 sum of pv[j, c] (dx, dy, dz), over shell s."""
-    nc, ns, rmax2 = pv.shape[1], len(edges2) - 1, edges2[-1]
-    for q in nb.prange(len(qpos)):
-        xi, yi, zi = qpos[q, 0], qpos[q, 1], qpos[q, 2]
-        acc = np.zeros(ns * nc * 4)
+    nc, ns = pv.shape[1], len(edges2) - 1
+    for blk in nb.prange((len(qpos) + QUERY_BLOCK - 1) // QUERY_BLOCK):
+        acc = np.empty(ns * nc * 4)
         spans = np.empty(((2 * reach + 1) ** 2, 2), np.int64)
-        for sp in range(_spans(xi, yi, zi, origin, cell, reach, rmax2, dims, start, spans)):
-            for j in range(spans[sp, 0], spans[sp, 1]):
-                dx = px[j] - xi
-                dy = py[j] - yi
-                dz = pz[j] - zi
-                d2 = dx * dx + dy * dy + dz * dz
-                if d2 >= rmax2:
-                    continue
-                base = _shell(d2, lut, scale, edges2) * nc * 4
+        for q in range(blk * QUERY_BLOCK, min((blk + 1) * QUERY_BLOCK, len(qpos))):
+            _moments_one(qpos[q, 0], qpos[q, 1], qpos[q, 2], px, py, pz, pv, start, origin, dims, cell, reach, lut,
+                         scale, edges2, acc, spans)
+            for s in range(ns):
                 for c in range(nc):
-                    v = pv[j, c]
-                    k = base + c * 4
-                    acc[k] += v
-                    acc[k + 1] += v * dx
-                    acc[k + 2] += v * dy
-                    acc[k + 3] += v * dz
-        for s in range(ns):
+                    for m in range(4):
+                        out[q, s, c, m] = acc[(s * nc + c) * 4 + m]
+
+
+@nb.njit(inline="always")
+def _moments_one(xi, yi, zi, px, py, pz, pv, start, origin, dims, cell, reach, lut, scale, edges2, acc, spans):
+    """One query's moments into acc (zeroed here), in the partners' cell order."""
+    nc, rmax2 = pv.shape[1], edges2[-1]
+    acc[:] = 0.0
+    for sp in range(_spans(xi, yi, zi, origin, cell, reach, rmax2, dims, start, spans)):
+        for j in range(spans[sp, 0], spans[sp, 1]):
+            dx = px[j] - xi
+            dy = py[j] - yi
+            dz = pz[j] - zi
+            d2 = dx * dx + dy * dy + dz * dz
+            if d2 >= rmax2:
+                continue
+            base = _shell(d2, lut, scale, edges2) * nc * 4
             for c in range(nc):
-                for m in range(4):
-                    out[q, s, c, m] = acc[(s * nc + c) * 4 + m]
+                v = pv[j, c]
+                k = base + c * 4
+                acc[k] += v
+                acc[k + 1] += v * dx
+                acc[k + 2] += v * dy
+                acc[k + 3] += v * dz
 
 
 class Moments:
