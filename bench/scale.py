@@ -44,6 +44,7 @@ def per_rank(path) -> tuple:
     rows = [{"peak_rss_mb": round(t["peak_rss_mb"]), "ions_with_halo": t["ions_with_halo"], "tiles": t["tiles"],
              "cpu_s": round(t["cpu_s"], 1), "maps_inference_s": round(t["maps_s"] + t["inference_s"], 1),
              "per_ion_s": round(t.get("per_ion_s", 0.0), 1), "total_s": round(t["total_s"], 1),
+             "peak_rss_mb_after": t.get("peak_rss_mb_after"),
              "sent_mb": {op: round(n / 1e6, 3) for op, n in t["bytes_sent"].items()}}
             for t in prov["timings_per_rank"]]
     return rows, ps, ions, prov["decomposition"]
