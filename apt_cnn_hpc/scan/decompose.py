@@ -47,10 +47,10 @@ def global_grid(comm, ions: Ions, voxel_nm: float) -> VoxelGrid:
     return VoxelGrid.covering(np.vstack([lo, hi]), voxel_nm)
 
 
-# the cost model (ms on one core; docs/performance.md "Decomposition"): the 45 M-ion --full fit of the
-# map stage (0.15 ms per cube origin, 0.47 more per evaluated cube), inference (0.90 ms per map) and
-# the per-ion passes of a 4 M-ion 2-rank scan (34 us per own ion, 3.7 for the planes; ~0.88 of the
-# ions are references, whose counts per voxel root holds)
+# the cost model (ms on one core; docs/performance.md "Scale-out"): 0.15 ms per cube origin (the
+# 45 M-ion --full run's fit with the tiles' overlap), and from a 4.2 M-ion 2-rank scan 0.47 ms more
+# per evaluated cube's histograms, 0.90 ms per map's inference and the per-ion passes (34 us per
+# own ion, 3.7 us for the planes; ~0.88 of the ions are references, whose counts root holds)
 MAP_COST = 0.15     # ms per cube origin of a tile's box sums, evaluated or not
 EVAL_COST = 1.37    # ms more per evaluated cube: its histograms and its inference
 ION_COST = 0.0042   # ms per reference ion of the voxels a rank owns: the planes' phasors
@@ -227,8 +227,8 @@ def occupied_voxels(grid: VoxelGrid, ions: Ions, is_reference, m: int = 4, cell:
 
 
 def root_counts(comm, occupied: tuple, shape) -> np.ndarray | None:
-    """Per-voxel counts on root only of what every rank holds (occupied_voxels): ranks send their
-    occupied voxels and counts, not a whole grid."""
+    """Counts per voxel (or cost cell) on root only of what every rank holds (occupied_voxels):
+    ranks send their occupied voxels and counts, not a whole grid."""
     parts = comm.gather(occupied)
     if comm.Get_rank() != 0:
         return None
