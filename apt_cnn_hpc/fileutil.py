@@ -1,12 +1,17 @@
 """Atomic output files and content hashes (every output names the inputs that made it)."""
 import contextlib
+import glob
 import hashlib
 import io
+import logging
 import os
 import shutil
+import socket
 from pathlib import Path
 
 from .errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def check_output(final: Path, overwrite: bool) -> Path:
@@ -19,7 +24,44 @@ def check_output(final: Path, overwrite: bool) -> Path:
         raise InputError(final, f"output directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise InputError(final, f"output directory {parent} is not writable")
+    remove_stale_temporaries(parent / final.name)
     return parent
+
+
+def temporary_name(final: Path) -> Path:
+    """Where `final` is built before its rename: named for this host and process, so a later run
+    can tell a killed run's leftover from a live one's."""
+    return final.parent / f".{final.name}.tmp-{socket.gethostname()}-{os.getpid()}"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(final: Path):
+    """Remove what a run killed while writing `final` left (temporary_name of this host whose
+    process is gone: a killed collective write can leave gigabytes); temporaries of other hosts
+    or of live processes stay, and are named in the log."""
+    prefix, host = f".{final.name}.tmp-", socket.gethostname()
+    for p in final.parent.glob(glob.escape(prefix) + "*"):
+        made_on, _, pid = p.name[len(prefix):].rpartition("-")
+        if made_on == host and pid == str(os.getpid()):
+            continue
+        if made_on == host and pid.isdigit() and not _running(int(pid)):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            log.info("removed %s, left by an interrupted run", p)
+        else:
+            log.warning("%s: the temporary file of a run that may still be writing %s (another host, a "
+                        "live process or an older version); remove it if none is", p, final.name)
 
 
 @contextlib.contextmanager
@@ -31,7 +73,7 @@ def atomic_output(final, overwrite: bool = True):
     """
     final = Path(final)
     parent = check_output(final, overwrite)
-    tmp = parent / f".{final.name}.tmp-{os.getpid()}"
+    tmp = temporary_name(parent / final.name)
     try:
         yield tmp
         os.replace(tmp, final)
@@ -68,7 +110,7 @@ def atomic_h5(final, overwrite: bool = True, start_from=None, comm=None):
 def _atomic_mpio(h5py, final: Path, overwrite: bool, comm):
     from .parallel.mpi import collective
     root = comm.Get_rank() == 0
-    tmp = collective(comm, lambda: check_output(final, overwrite) / f".{final.name}.tmp-{os.getpid()}" if root else None)
+    tmp = collective(comm, lambda: temporary_name(check_output(final, overwrite) / final.name) if root else None)
     tmp = comm.bcast(tmp)
     try:
         with h5py.File(tmp, "w", driver="mpio", comm=getattr(comm, "base", comm)) as f:
@@ -108,7 +150,7 @@ def atomic_directory(final, overwrite: bool = False):
     """Like atomic_output for a directory of outputs: fill a temporary directory, then swap it in."""
     final = Path(final)
     parent = check_output(final, overwrite)
-    tmp = parent / f".{final.name}.tmp-{os.getpid()}"
+    tmp = temporary_name(parent / final.name)
     try:
         tmp.mkdir()
         yield tmp

@@ -95,3 +95,30 @@ def test_unwritable_output_directory(small_specimen, tmp_path):
             subprocess.run(["umount", str(d)], capture_output=True)
         else:
             d.chmod(0o755)
+
+
+def test_a_killed_runs_temporaries_are_removed_and_live_ones_kept(tmp_path):
+    """What a run killed while writing left (its temporary file, or directory, of this host and a
+    process that is gone) goes when the output is next written; another host's or a live process's
+    stays."""
+    import socket
+    from apt_cnn_hpc.fileutil import atomic_directory, atomic_output
+    host = socket.gethostname()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = tmp_path / f".out.h5.tmp-{host}-{gone.pid}"
+    stale.write_bytes(b"x" * 1000)
+    live = tmp_path / f".out.h5.tmp-{host}-{os.getppid()}"
+    live.write_bytes(b"x")
+    other = tmp_path / ".out.h5.tmp-another-node-1"
+    other.write_bytes(b"x")
+    stale_dir = tmp_path / f".models.tmp-{host}-{gone.pid}"
+    stale_dir.mkdir()
+    (stale_dir / "a").write_bytes(b"x")
+    with atomic_output(tmp_path / "out.h5") as tmp:
+        Path(tmp).write_bytes(b"done")
+    with atomic_directory(tmp_path / "models") as d:
+        (Path(d) / "card.json").write_text("{}")
+    assert (tmp_path / "out.h5").read_bytes() == b"done" and (tmp_path / "models" / "card.json").exists()
+    assert not stale.exists() and not stale_dir.exists()
+    assert live.exists() and other.exists()

@@ -97,6 +97,7 @@ def test_killed_rank_leaves_no_file_and_restart_resumes(serial_scan, small_speci
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "restored" in proc.stderr
     assert not (tmp_path / "killed.h5.partial").exists()
+    assert not list(tmp_path.glob(".killed.h5.tmp-*")), "the killed write's temporary file is removed"
     a, b = contents(serial_scan), contents(out)
     for name in ("voxels/probability_sum", "cubes/probability", "ions/l12_probability"):
         np.testing.assert_array_equal(b[name][0], a[name][0], err_msg=name)
