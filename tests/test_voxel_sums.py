@@ -68,3 +68,11 @@ def test_tile_cube_maps_equal_the_whole_grids():
             assert sorted(got) == [int(k) for k in z]
             for kz, maps in got.items():
                 np.testing.assert_array_equal(maps, whole[kz][i0 - ox[0]:i1 - ox[0], j0 - oy[0]:j1 - oy[0]])
+
+
+def test_narrowed_layers_keep_every_count():
+    """A voxel layer's partial maps are held as uint16 only when every count fits."""
+    from apt_cnn_hpc.sdm.voxel import narrowed
+    fits, over = np.array([[0, 3, 65535]], np.int32), np.array([[0, 3, 65536]], np.int32)
+    assert narrowed(fits).dtype == np.uint16 and np.array_equal(narrowed(fits), fits)
+    assert narrowed(over).dtype == np.int32 and np.array_equal(narrowed(over), over)

@@ -1,7 +1,9 @@
 """How large a tile of cube origins a rank may stream, from its memory budget (docs/performance.md):
-the cube maps of a tile hold about LAYERS_HELD voxel layers of partial maps over the tile's voxel
+the cube maps of a tile hold at most LAYERS_HELD voxel layers of partial maps over the tile's voxel
 window (the m layers of the window and the one being added, their running sum, the cube maps of
-the layer being inferred, the box sums made a few map rows at a time), int32 bins x bins each; the
+the layer being inferred, the box sums made a few map rows at a time), counted as int32 bins x
+bins each (the m layers are held as uint16 since they fit, so about 14 bytes per bin are measured
+against the 32 planned: docs/performance.md); the
 rest of the rank is Python, TensorFlow and the models (BASE_MB), the CNN's activations for one
 inference batch (MB_PER_BATCH_MAP per map), about BYTES_PER_ION per ion with halo, and the
 cube-origin grids."""

@@ -101,6 +101,13 @@ def compact_voxels(grid: VoxelGrid, pos, chunk: int = 1 << 20) -> np.ndarray:
     return out
 
 
+def narrowed(counts: np.ndarray) -> np.ndarray:
+    """One voxel layer's partial maps as uint16 when every count fits, int32 otherwise: a voxel's
+    references put a few pairs in a bin, so the m layers a tile holds cost half (their running sum
+    and the cube maps stay int32, exact as before)."""
+    return counts.astype(np.uint16) if counts.max(initial=0) < 2 ** 16 else counts
+
+
 def cube_maps_by_layer(index: PartnerIndex, ref_pos, ref_ids, grid: VoxelGrid, m: int,
                        full: bool = True, z_origins=None, xy_origins=None, ref_vox=None):
     """Yield (kz, maps [n_cx, n_cy, bins, bins]) for each cube z-origin kz (ascending; all of
@@ -135,9 +142,9 @@ def cube_maps_by_layer(index: PartnerIndex, ref_pos, ref_ids, grid: VoxelGrid, m
         next_layer = max(next_layer, int(kz))
         while next_layer < top:
             sel = inside[layer_start[next_layer]:layer_start[next_layer + 1]]
-            layer = voxel_layer_maps(index, ref_pos[sel], ref_ids[sel], ref_vox[sel], window)
+            layer = narrowed(voxel_layer_maps(index, ref_pos[sel], ref_ids[sel], ref_vox[sel], window))
             if running is None:
-                running = layer.copy()
+                running = layer.astype(np.int32)
             else:
                 running += layer
             layers.append((next_layer, layer))
