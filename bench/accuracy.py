@@ -71,15 +71,11 @@ DEFAULT_MODEL_METHODS = ("cnn_deconvolved", "isocomposition", "order_parameter",
 TABLE1_MODEL_METHODS = ("paper", "cnn_refined")
 
 
-def env():
-    return local_env(APT_CNN_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3")
-
-
 def cli(*args, ranks=0):
     cmd = [str(BIN / "apt-cnn"), *map(str, args)]
     if ranks:
         cmd = [mpiexec(), "-n", str(ranks)] + cmd
-    proc = subprocess.run(cmd, env=env(), capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=local_env(), capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip().splitlines()[-1:]}")
     return proc.stdout
@@ -117,7 +113,7 @@ def peer_ids(prefix, workdir) -> tuple[np.ndarray, float]:
     t = time.time()
     subprocess.run([str(PEER_VENV / "bin" / "python"), str(REPO / "bench" / "peers" / "compositionspace_run.py"),
                     "--pos", f"{prefix}.pos", "--range", f"{prefix}.rrng", "--out", str(out), "--voxel-nm", "1.5",
-                    "--components", "3", "--workdir", str(workdir / "cs")], check=True, capture_output=True, env=env())
+                    "--components", "3", "--workdir", str(workdir / "cs")], check=True, capture_output=True, env=local_env())
     lab = np.load(out)
     phase, cluster = lab["ion_phase"], lab["ion_cluster"]
     return np.where(phase == 1, np.where(cluster > 0, cluster, cluster.max(initial=0) + 1), 0).astype(np.int32), \

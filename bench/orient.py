@@ -65,17 +65,13 @@ CASES = {
 TILT_KEYS = ("pole_tilt_deg", "pole_tilt_azimuth_deg", "z_scale")
 
 
-def env():
-    return local_env(APT_CNN_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3")
-
-
 def cli(*args, ranks=0, extra_env=None) -> float:
     """Run one `apt-cnn` stage (on `ranks` MPI ranks if > 0); its wall time in seconds."""
     cmd = [str(BIN / "apt-cnn"), *map(str, args)]
     if ranks:
         cmd = [mpiexec(), "-n", str(ranks)] + cmd
     t = time.perf_counter()
-    proc = subprocess.run(cmd, env={**env(), **(extra_env or {})}, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=local_env(**(extra_env or {})), capture_output=True, text=True)
     wall = time.perf_counter() - t
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip().splitlines()[-3:]}")

@@ -22,11 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "bench"))
-from scan import bench_env  # noqa: E402
-
-from apt_cnn_hpc.parallel.launcher import mpiexec  # noqa: E402
+from apt_cnn_hpc.parallel.launcher import local_env, mpiexec
 
 CASES = {
     "section": {"shape": "box", "size_nm": [60.0, 60.0, 12.0]},
@@ -58,7 +54,7 @@ def main():
     ap.add_argument("--writer", nargs="+", default=["auto"], choices=["auto", "serial", "mpio"],
                     help="scan writers to compare (mpio needs h5py built with MPI)")
     a = ap.parse_args()
-    env = bench_env()
+    env = local_env()
     cli = [sys.executable, "-m", "apt_cnn_hpc"]
     out = {}
     with tempfile.TemporaryDirectory() as d:

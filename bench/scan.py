@@ -341,7 +341,7 @@ def scaling_model(measured: dict, n_ions: float, ranks=(2, 16, 64, 256, 1024), b
 
 
 def full(fraction: float, sample: int):
-    env = bench_env()
+    env = local_env()
     cli = [sys.executable, "-m", "apt_cnn_hpc"]
     n_ions = FULL_IONS * fraction
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as d:
@@ -367,10 +367,6 @@ def full(fraction: float, sample: int):
                      indent=2))
 
 
-def bench_env():
-    return local_env(TF_CPP_MIN_LOG_LEVEL="3", APT_CNN_NO_PROGRESS="1")
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -391,7 +387,7 @@ def main():
         return print(json.dumps({"45M": scaling_model(measured, FULL_IONS),
                                  "1e9": scaling_model(measured, 1e9, budget_mb=2000.0)}, indent=2))
     size = a.size or (20.0 if a.quick else 44.0)
-    env = bench_env()
+    env = local_env()
     cli = [sys.executable, "-m", "apt_cnn_hpc"]
     import h5py
     with tempfile.TemporaryDirectory() as d:

@@ -27,9 +27,8 @@ def main():
     ap.add_argument("--side", type=float, default=30.0)
     ap.add_argument("--depths", type=float, nargs="+", default=[40.0, 160.0])
     a = ap.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from scan import bench_env
     from apt_cnn_hpc.io import count_ions
+    from apt_cnn_hpc.parallel.launcher import local_env
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for depth in a.depths:
@@ -38,7 +37,7 @@ def main():
                 cmd = [sys.executable, "-c", RUN, "specimen", "--out", str(out), "--seed", "3",
                        "--size", str(a.side), str(a.side), str(depth)] + (["--stream"] if mode == "stream" else [])
                 t = time.perf_counter()
-                proc = subprocess.run(cmd, env=bench_env(), capture_output=True, text=True, check=True)
+                proc = subprocess.run(cmd, env=local_env(), capture_output=True, text=True, check=True)
                 peak = float(proc.stdout.split("PEAK_MB")[-1])
                 rows.append({"mode": mode, "depth_nm": depth, "ions": count_ions(f"{out}.pos"),
                              "seconds": round(time.perf_counter() - t, 1), "peak_rss_mb": round(peak)})

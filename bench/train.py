@@ -51,7 +51,7 @@ def main():
     a = ap.parse_args()
     if a.worker:
         return worker(a.steps, a.batch)
-    env = local_env(TF_CPP_MIN_LOG_LEVEL="3")
+    env = local_env()
     rates = {}
     for n in (1, 2):
         out = subprocess.run([mpiexec(), "-n", str(n), sys.executable, __file__, "--worker",

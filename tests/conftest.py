@@ -14,7 +14,7 @@ FOREIGN = REPO.parent / "shared" / "data" / "foreign"
 
 
 def cli_env():
-    return local_env(APT_CNN_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    return local_env()
 
 
 def run_cli(*args, cwd=None, ranks: int = 0, timeout=900):

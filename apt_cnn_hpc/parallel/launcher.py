@@ -21,5 +21,6 @@ def mpiexec() -> str | None:
 
 
 def local_env(**extra) -> dict:
-    """os.environ plus LOCAL_MPI_ENV and EXTRA: for launching ranks on this machine."""
-    return {**os.environ, **LOCAL_MPI_ENV, **extra}
+    """os.environ plus LOCAL_MPI_ENV, no progress bars or TensorFlow chatter, and EXTRA: for
+    launching stages on this machine whose output a bench or a test reads."""
+    return {**os.environ, **LOCAL_MPI_ENV, "APT_CNN_NO_PROGRESS": "1", "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
