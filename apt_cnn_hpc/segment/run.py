@@ -95,7 +95,7 @@ def segment(args) -> dict:
         ids, voxel_label = _unranged_to_matrix(ids, data.species, res.voxel_label)
         with np.errstate(invalid="ignore", divide="ignore"):
             fraction = (data.voxel_counts((ids > 0) & ranged) / data.voxel_counts(ranged)).astype(np.float32)
-        records[name] = MethodRecord(method.title, method.params, ids,
+        records[name] = MethodRecord(method.title, {**method.params, **res.details}, ids,
                                      precipitate_table(ids, data, atoms, voxel_label),
                                      res.ion_probability, voxel_label, res.voxel_probability,
                                      np.nan_to_num(fraction), list(data.ranges.ion_names), elements)

@@ -2,7 +2,7 @@
 `__init__`, checked there; one `run(data)` on a scan (segment.inputs.ScanData) returning a
 `MethodResult`; documented results. The segmentation stage turns any result into the same
 per-ion contract and precipitate table (contracts/segmentation.py)."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -18,6 +18,8 @@ class MethodResult:
     voxel_label: np.ndarray | None = None          # int32 grid, for methods that label voxels
     ion_probability: np.ndarray | None = None      # float32 [n_ions] calibrated P(L1_2)
     voxel_probability: np.ndarray | None = None    # float32 grid, L1_2 fraction of each voxel
+    details: dict = field(default_factory=dict)    # what the run chose from the data (e.g. a threshold),
+                                                   # recorded beside the parameters
 
     def __post_init__(self):
         self.ion_precipitate_id = np.asarray(self.ion_precipitate_id, np.int32)
