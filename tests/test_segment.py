@@ -261,6 +261,18 @@ def test_precipitate_table_of_a_known_ball():
     assert t["touches_edge"].tolist() == [False, True]
 
 
+def test_unranged_ions_keep_the_label_of_where_they_lie():
+    """An unranged ion inside a precipitate stays in it; a component with no ranged ion (no
+    composition) becomes matrix and the rest are renumbered, voxel labels alike; -1 stays."""
+    from apt_cnn_hpc.segment.run import _without_unranged_components
+    ids = np.array([1, 1, 1, 2, 2, 3, 3, 0, -1, 3], np.int32)
+    species = np.array([0, -1, 1, -1, -1, 0, -1, -1, 0, 1], np.int16)
+    voxels = np.array([[0, 1], [2, 3]], np.int32)
+    out, vox = _without_unranged_components(ids, species, voxels)
+    assert out.tolist() == [1, 1, 1, 0, 0, 2, 2, 0, -1, 2]
+    assert vox.tolist() == [[0, 1], [0, 2]]
+
+
 def test_isocomposition_finds_a_li_rich_ball():
     rng = np.random.default_rng(3)
     shape = (24, 24, 24)

@@ -1,12 +1,13 @@
-"""The segmentation (schema apt-cnn-hpc/segmentation/1): groups that `apt-cnn segment` adds to a
+"""The segmentation (schema apt-cnn-hpc/segmentation/2; 1 is read too): groups that `apt-cnn segment` adds to a
 scan file (contracts/scan_file.py), one per recognition method, beside the scan's own groups.
 
   /precipitates                 attrs: schema, default (the method a user gets), methods (names),
                                 config (JSON), comparison (JSON), provenance (JSON)
   /precipitates/<method>/       attrs: title, params (JSON)
       ion_precipitate_id  int32 [n_ions]  per ion of the scanned reconstruction, in its record order:
-                                          0 matrix (and unranged ions), k >= 1 row k-1 of the table,
-                                          -1 undetermined
+                                          0 matrix, k >= 1 row k-1 of the table, -1 undetermined;
+                                          unranged ions too are labelled by where they lie
+                                          (version 1: unranged ions 0)
       ion_probability     float32 [n_ions]  (methods with one) calibrated P(ion in L1_2)
       voxel_label         int32 [nx,ny,nz]  (voxel methods) precipitate of each scan voxel
       voxel_probability   float32 [nx,ny,nz] (methods with one) L1_2 fraction of each voxel
@@ -28,7 +29,7 @@ from ..errors import InputError
 from ..fileutil import atomic_h5
 from .schema import check_schema, schema_name
 
-KIND, VERSION = "segmentation", 1
+KIND, VERSION = "segmentation", 2
 GROUPS = ("precipitates", "phase_sdm")
 PER_ION = ("ion_precipitate_id", "ion_probability")
 GRIDS = ("voxel_label", "voxel_probability", "voxel_l12_fraction")
@@ -127,7 +128,7 @@ def read_segmentation(path, per_ion: bool = True) -> Segmentation:
         if "precipitates" not in f:
             raise InputError(path, "not segmented yet: run `apt-cnn segment` first")
         p = f["precipitates"]
-        check_schema(p.attrs.get("schema"), path, KIND, (VERSION,))
+        check_schema(p.attrs.get("schema"), path, KIND, (1, VERSION))
         try:
             methods = {}
             for name in p.attrs["methods"]:

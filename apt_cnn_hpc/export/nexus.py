@@ -38,7 +38,7 @@ Template), filled only from the project's contract readers; pynxtools writes and
       ion_labels/              NXdata, the per-ion result as the clusterer's targets and labels:
           targets              uint32 [m] rows of /entry1/.../reconstructed_positions (the input's
                                record order, 0-based) of the ions the method determined
-          numerical_label      uint32 [m] 0 matrix or unranged, k >= 1 precipitate k; ions the
+          numerical_label      uint32 [m] 0 matrix, k >= 1 precipitate k (unranged ions too); ions the
                                method left undetermined (ion_precipitate_id -1) are not targets
       precipitates/            NXdata, the precipitate table against its axis:
           cluster_id           int32 [k] 1..k (the numerical_label of each precipitate)
@@ -221,7 +221,7 @@ def _results(t: dict, src: ExportSource):
     targets = np.flatnonzero(ids >= 0)
     labels = ids[targets].astype(np.uint32)
     d = f"{a}DATA[ion_labels]/"
-    t[f"{d}title"] = f"Per-ion result of {src.method}: 0 matrix or unranged, k >= 1 precipitate k"
+    t[f"{d}title"] = f"Per-ion result of {src.method}: 0 matrix, k >= 1 precipitate k"
     t[f"{d}@signal"] = "numerical_label"
     t[f"{d}@axes"] = ["targets"]
     t[f"{d}@AXISNAME_indices[@targets_indices]"] = np.uint32(0)

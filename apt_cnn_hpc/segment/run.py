@@ -34,13 +34,14 @@ def chosen_methods(cfg: SegmentConfig, names=None) -> dict:
     return {n: REGISTRY[n].from_config(cfg.methods.get(n, {}), cfg.where) for n in names}
 
 
-def _unranged_to_matrix(ids: np.ndarray, species: np.ndarray, voxel_label):
-    """Unranged ions are matrix (0) by contract; components left without ions are dropped and the
-    rest renumbered in order (ion ids and voxel labels alike)."""
+def _without_unranged_components(ids: np.ndarray, species: np.ndarray, voxel_label):
+    """Every ion keeps the label of where it lies, unranged ones too (as a cluster envelope takes
+    every ion inside it, and as the table's volume counts every ion of the local density); only a
+    component without a single ranged ion, which has no composition, is matrix. Components left
+    are renumbered in order (ion ids and voxel labels alike)."""
     ids = ids.astype(np.int32)
-    ids[(species < 0) & (ids > 0)] = 0
     n = int(max(ids.max(initial=0), 0 if voxel_label is None else voxel_label.max(initial=0)))
-    kept = np.bincount(ids[ids > 0], minlength=n + 1) > 0
+    kept = np.bincount(ids[(ids > 0) & (species >= 0)], minlength=n + 1) > 0
     kept[0] = False
     remap = np.zeros(n + 1, np.int32)
     remap[kept] = np.arange(1, int(kept.sum()) + 1)
@@ -92,7 +93,7 @@ def segment(args) -> dict:
         ids = res.ion_precipitate_id
         if data.ion_resolved is not None:
             ids = mark_undetermined(ids, data.ion_resolved, data.xyz, data.species, data.voxels.plane_field)
-        ids, voxel_label = _unranged_to_matrix(ids, data.species, res.voxel_label)
+        ids, voxel_label = _without_unranged_components(ids, data.species, res.voxel_label)
         with np.errstate(invalid="ignore", divide="ignore"):
             fraction = (data.voxel_counts((ids > 0) & ranged) / data.voxel_counts(ranged)).astype(np.float32)
         records[name] = MethodRecord(method.title, {**method.params, **res.details}, ids,
