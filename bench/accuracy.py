@@ -149,27 +149,34 @@ def scores(scans: dict, prefix, workdir, peer: bool) -> dict:
     return out
 
 
-def run_condition(name, overrides, seed, work: Path, ranks: int, peer: bool) -> dict:
+def run_condition(name, overrides, seed, work: Path, ranks: int, peer: bool, reuse: bool = False) -> dict:
+    """One condition through the pipeline. `reuse`: keep the specimen and scans of an earlier run
+    made from the same specimen config (segment and score again, e.g. after a change of a method)."""
     from apt_cnn_hpc.config import load_config, merge
     d = work / name
-    if d.exists():
-        shutil.rmtree(d)
-    d.mkdir(parents=True)
     cfg = merge(load_config("specimen"), overrides)
     cfg["seed"] = seed
-    (d / "specimen.yaml").write_text(yaml.safe_dump(cfg))
-    t = {"start": time.time()}
-    cli("specimen", "--config", d / "specimen.yaml", "--out", d / "s")
-    t["specimen"] = time.time()
     scans = {model: d / f"scan_{model}.h5" for model in ("default", "table1")}   # maps made once
-    cli("scan", d / "s.pos", "--range", d / "s.rrng", "--model", *(REPO / "models" / m for m in scans),
-        "--out", *scans.values(), ranks=ranks)
+    reuse = reuse and all(p.is_file() for p in scans.values()) and (d / "specimen.yaml").is_file() \
+        and yaml.safe_load((d / "specimen.yaml").read_text()) == cfg
+    t = {"start": time.time()}
+    if not reuse:
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        (d / "specimen.yaml").write_text(yaml.safe_dump(cfg))
+        cli("specimen", "--config", d / "specimen.yaml", "--out", d / "s")
+    t["specimen"] = time.time()
+    if not reuse:
+        cli("scan", d / "s.pos", "--range", d / "s.rrng", "--model", *(REPO / "models" / m for m in scans),
+            "--out", *scans.values(), ranks=ranks)
     t["scans"] = time.time()
-    no_sdm = ("--set", "phase_sdm.pairs=[]")     # the phase SDMs are no measure of accuracy
+    no_sdm = ("--set", "phase_sdm.pairs=[]", "--overwrite")   # the phase SDMs are no measure of accuracy
     cli("segment", scans["default"], "--method", *DEFAULT_MODEL_METHODS, *no_sdm)
     cli("segment", scans["table1"], "--method", *TABLE1_MODEL_METHODS, "--set", "default=paper", *no_sdm)
     t["segment"] = time.time()
-    result = {"condition": name, "seed": seed, "specimen": overrides, **scores(scans, d / "s", d, peer)}
+    result = {"condition": name, "seed": seed, "specimen": overrides, "scans_reused": reuse,
+              **scores(scans, d / "s", d, peer)}
     t["score"] = time.time()
     result["calibration_default_model"] = cube_calibration(scans["default"], d / "s")
     result["calibration_table1_model"] = cube_calibration(scans["table1"], d / "s")
@@ -254,6 +261,9 @@ def main():
     ap.add_argument("--figures", help="write the PNG figures into this directory")
     ap.add_argument("--markdown", help="write the tables of docs/accuracy.md into this file")
     ap.add_argument("--no-peer", action="store_true", help="skip CompositionSpace")
+    ap.add_argument("--reuse-scans", action="store_true",
+                    help="keep each condition's specimen and scans from an earlier run of the same specimen config "
+                         "(segment and score again)")
     args = ap.parse_args()
     names = args.conditions or [n for n, (_, _, q) in CONDITIONS.items() if q or not args.quick]
     peer = not args.no_peer and (PEER_VENV / "bin" / "python").is_file()
@@ -262,7 +272,7 @@ def main():
     results = []
     for name in names:
         over, seed, _ = CONDITIONS[name]
-        results.append(run_condition(name, over, seed, work, args.ranks, peer))
+        results.append(run_condition(name, over, seed, work, args.ranks, peer, args.reuse_scans))
         m = results[-1]["methods"]
         print(f"{name} ({results[-1]['seconds']['total']:.0f} s): " + ", ".join(
             f"{k} {v['f1_over_oracle'] or 0:.2f}x vol {100 * (v['volume_bias'] or 0):+.0f}% "

@@ -8,9 +8,11 @@ TP(t) = sum of p over p > t, so F(t) ~ 2 TP(t) / (#(p > t) + sum of p). This scr
 thresholds and that per-specimen plug-in on specimens drawn like the training ones
 (model/ion_train.training_condition) with seeds of their own (9101..), apart from the training
 (8001..), the calibration (9001..) and the benchmark (5001..), so the choice is not made on what
-bench/accuracy.py measures. Prints JSON.
+bench/accuracy.py measures; with --accuracy-work it also scores them on the benchmark's scans, to
+show what the choice does there. Prints JSON.
 
     .venv/bin/python bench/decision.py [--specimens 40] [--work out/bench-decision]
+                                       [--accuracy-work out/bench-accuracy]
 """
 import argparse
 import json
@@ -51,39 +53,77 @@ def summarise(results: list, alloy: list) -> dict:
             "alloy_fp_mean": float(np.mean([m["fp_fraction"] for m, a in zip(results, alloy) if a]))}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--specimens", type=int, default=40)
-    ap.add_argument("--size-nm", type=float, default=18.0)
-    ap.add_argument("--model", default=str(DEFAULT_ION_MODEL))
-    ap.add_argument("--work", default="out/bench-decision")
-    args = ap.parse_args()
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    card, s1, s2 = load_ion_models(args.model)
+def tuning_rows(model, n: int, size_nm: float, work: Path) -> list:
+    """Every rule on the tuning specimens (features cached in `work`)."""
+    card, s1, s2 = load_ion_models(model)
     rows = []
-    for seed in range(TUNING_SEED, TUNING_SEED + args.specimens):
-        path = specimen_features(seed, card["solutes"], work, args.size_nm)
+    for seed in range(TUNING_SEED, TUNING_SEED + n):
+        path = specimen_features(seed, card["solutes"], work, size_nm)
         if not path.exists():
             continue
         with np.load(path) as d:
             xyz, X1, truth, oracle = d["xyz"].astype(np.float64), d["X1"], d["truth"], d["oracle"]
             cond = json.loads(str(d["condition"]))
         p = apply_calibration(raw_probability(stage2_logits(s1, s2, xyz, X1)), card["calibration"])
-        row = {"seed": seed, "ions": len(p), "inside": int(truth.sum()),
-               "volume_fraction": cond["precipitates"]["volume_fraction"],
-               "radius_mean_nm": cond["precipitates"]["radius_mean_nm"], "same_composition": cond["same_composition"],
-               "efficiency": cond["detector"]["efficiency"], "sigma_z_nm": cond["detector"]["sigma_z_nm"],
-               "fixed": {str(t): scores(p, truth, oracle, t) for t in FIXED},
-               "plug_in": {str(lo): scores(p, truth, oracle, f1_threshold(p, lo)) for lo in PLUG_IN_FLOORS}}
-        rows.append(row)
-        rules = [*row["fixed"].items(), *((f"plug_in>={k}", v) for k, v in row["plug_in"].items())]
-        print(f"{seed}: " + " ".join(f"{k} {v['f1_over_oracle'] or 0:.3f}/{100 * (v['volume_bias'] or 0):+.0f}%"
-                                     for k, v in rules), file=sys.stderr, flush=True)
-    summary = {f"{kind} {name}": summarise([r[kind][name] for r in rows], [r["inside"] > 0 for r in rows])
-               for kind, names in (("fixed", FIXED), ("plug_in", PLUG_IN_FLOORS)) for name in map(str, names)}
-    print(json.dumps({"bench": "decision", "model": args.model, "specimens": len(rows), "summary": summary,
-                      "rows": rows}, indent=1))
+        rows.append({"seed": seed, "ions": len(p), "inside": int(truth.sum()), "condition": cond,
+                     **rules(p, truth, oracle)})
+        log(str(seed), rows[-1])
+    return rows
+
+
+def benchmark_rows(accuracy_work: Path) -> list:
+    """Every rule on the accuracy benchmark's scans (bench/accuracy.py --work): reported beside
+    the tuning specimens, not used to choose. Ions the segmentation left undetermined are matrix."""
+    from apt_cnn_hpc.contracts.segmentation import read_segmentation
+    from apt_cnn_hpc.contracts.truth import read_truth
+    from apt_cnn_hpc.segment.inputs import load_scan_data
+    from apt_cnn_hpc.segment.score import oracle_labels
+    rows = []
+    for d in sorted(p for p in accuracy_work.iterdir() if (p / "scan_default.h5").is_file()):
+        data = load_scan_data(d / "scan_default.h5")
+        truth = read_truth(d / "s_truth.h5", len(data.xyz)).inside
+        determined = read_segmentation(data.path).methods["ion_mlp"].ion_precipitate_id >= 0
+        p = np.where(determined, data.stored_ion_probability[0], 0.0)
+        rows.append({"condition": d.name, "ions": len(p), "inside": int(truth.sum()),
+                     **rules(p, truth, oracle_labels(data.xyz, truth, data.grid))})
+        log(d.name, rows[-1])
+    return rows
+
+
+def rules(p, truth, oracle) -> dict:
+    return {"fixed": {str(t): scores(p, truth, oracle, t) for t in FIXED},
+            "plug_in": {str(lo): scores(p, truth, oracle, f1_threshold(p, lo)) for lo in PLUG_IN_FLOORS}}
+
+
+def log(name, row):
+    items = [*row["fixed"].items(), *((f"plug_in>={k}", v) for k, v in row["plug_in"].items())]
+    print(f"{name}: " + " ".join(f"{k} {v['f1_over_oracle'] or 0:.3f}/{100 * (v['volume_bias'] or 0):+.0f}%"
+                                 for k, v in items), file=sys.stderr, flush=True)
+
+
+def summaries(rows) -> dict:
+    return {f"{kind} {name}": summarise([r[kind][name] for r in rows], [r["inside"] > 0 for r in rows])
+            for kind, names in (("fixed", FIXED), ("plug_in", PLUG_IN_FLOORS)) for name in map(str, names)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--specimens", type=int, default=40)
+    ap.add_argument("--size-nm", type=float, default=18.0)
+    ap.add_argument("--model", default=str(DEFAULT_ION_MODEL))
+    ap.add_argument("--work", default="out/bench-decision")
+    ap.add_argument("--accuracy-work", help="also score the rules on bench/accuracy.py's scans in this directory")
+    args = ap.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    out = {"bench": "decision", "model": args.model}
+    if args.specimens:
+        rows = tuning_rows(args.model, args.specimens, args.size_nm, work)
+        out["tuning"] = {"specimens": len(rows), "summary": summaries(rows), "rows": rows}
+    if args.accuracy_work:
+        rows = benchmark_rows(Path(args.accuracy_work))
+        out["benchmark"] = {"conditions": len(rows), "summary": summaries(rows), "rows": rows}
+    print(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
