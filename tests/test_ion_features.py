@@ -1,14 +1,16 @@
-"""The per-ion lattice features (sdm/lattice.py, sdm/ion_kernels.py, sdm/ion_features.py): fast
-kernels equal brute force, the fitted plane field recovers the tilt and spacing an instrument
-imposed, and the superlattice features separate L1_2 from FCC ions."""
+"""The per-ion lattice features (sdm/lattice.py, sdm/ion_kernels.py, sdm/ion_features.py,
+sdm/ion_stage1.py): fast kernels equal brute force, the numba features equal numpy's, the fitted
+plane field recovers the tilt and spacing an instrument imposed, and the superlattice features
+separate L1_2 from FCC ions."""
 import numpy as np
 import pytest
 
 from apt_cnn_hpc.config import load_config, merge
 from apt_cnn_hpc.crystal.specimen import make_specimen
-from apt_cnn_hpc.sdm.ion_features import EDGES_NM, N_STAGE1, partner_types, stage1
+from apt_cnn_hpc.sdm.ion_features import EDGES_NM, N_STAGE1, PlaneReferredSums, context, partner_types, stage1
 from apt_cnn_hpc.sdm.ion_kernels import axial_power, coherent_power, moments, plane_sums
-from apt_cnn_hpc.sdm.lattice import A_NM, fit_plane_field
+from apt_cnn_hpc.sdm.ion_stage1 import BALLS, REF_BALL
+from apt_cnn_hpc.sdm.lattice import A_NM, PlaneField, fit_plane_field
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +110,74 @@ def test_plane_field_says_when_planes_are_not_resolved():
     s, types = _specimen(32, detector={"sigma_z_nm": 0.1}, precipitates={"volume_fraction": 0.0})
     field = fit_plane_field(s["xyz"].astype(np.float64), types >= 0)
     assert not field.found and field.tilt_deg == 0.0
+
+
+def stage1_features_numpy(cnt6, S6, F, Z, ctx) -> np.ndarray:
+    """The stage-1 features as numpy wrote them until the numba pass (sdm/ion_stage1.py): the
+    reference it must equal bit for bit."""
+    cnt, S = cnt6[:, :, :3] + cnt6[:, :, 3:], S6[:, :, :3] + S6[:, :, 3:]
+    cc, Sc, Fc, Zc = np.cumsum(cnt, 1), np.cumsum(S, 1), np.cumsum(F, 1), np.cumsum(Z, 1)
+    p0, fa, fb = min(max(ctx["f_sol"], .005), .995), max(ctx["f_a"], .005), max(ctx["f_b"], .005)
+    amp = np.sqrt(ctx["coherence"])
+    f = []
+
+    def modulation(C, K, b):
+        n = np.maximum(C[:, b].sum(1), 1)
+        w = C[:, b, 1] + C[:, b, 2]
+        pl = np.clip(w / n, 0.02, 0.98)
+        return K[:, b, 1] + K[:, b, 2] - pl * K[:, b].sum(1), n, w, pl
+
+    for b in BALLS:
+        a, n, w, pl = modulation(cc, Sc, b)
+        sd = np.sqrt(n * pl * (1 - pl))
+        a_a = Sc[:, b, 1] - cc[:, b, 1] / n * Sc[:, b].sum(1)
+        a_b = Sc[:, b, 2] - cc[:, b, 2] / n * Sc[:, b].sum(1)
+        f += [np.abs(a.real) / sd, np.abs(a.imag) / sd,
+              np.abs(a_a.real) / np.sqrt(n * fa * (1 - fa)), np.abs(a_b.real) / np.sqrt(n * fb * (1 - fb)),
+              (w / n - p0) / np.sqrt(p0 * (1 - p0) / n), w / n - p0, cc[:, b, 1] / n - fa, np.abs(a.real) / n]
+    sign = np.where(modulation(cc, Sc, REF_BALL)[0].real >= 0, 1.0, -1.0)
+    for s in range(cnt.shape[1]):
+        n = np.maximum(cnt[:, s].sum(1), 1)
+        a = S[:, s, 1] + S[:, s, 2] - p0 * S[:, s].sum(1)
+        f += [a.real * sign / np.sqrt(n * p0 * (1 - p0)), np.log1p(cnt[:, s].sum(1))]
+    for b in (3, 6):
+        _, n, w, pl = modulation(cc, Sc, b)
+        zd = Zc[:, b, 1] + Zc[:, b, 2] - pl * Zc[:, b].sum(1)
+        f += [np.abs(zd.real) / (np.sqrt(n * pl * (1 - pl)) * EDGES_NM[b + 1])]
+    for b in (3, 6):
+        n = np.maximum(cc[:, b].sum(1), 1)
+        f += [Fc[:, b].real / n / amp, np.abs(Fc[:, b].imag) / n / amp]
+    # half-spaces: same sign reference, over all three types and both halves
+    c6, S6c = np.cumsum(cnt6, 1), np.cumsum(S6, 1)
+    sign = np.where((S6c[:, REF_BALL, [1, 2, 4, 5]].sum(1) - p0 * S6c[:, REF_BALL].sum(1)).real >= 0, 1.0, -1.0)
+
+    def half(C, K, b, h):
+        t = slice(3 * h, 3 * h + 3)
+        n = np.maximum(C[:, b, t].sum(1), 1)
+        a = K[:, b, 3 * h + 1] + K[:, b, 3 * h + 2] - p0 * K[:, b, t].sum(1)
+        return a.real * sign / np.sqrt(n * p0 * (1 - p0)), (C[:, b, 3 * h + 1] + C[:, b, 3 * h + 2]) / n - p0
+
+    for s in range(cnt6.shape[1]):
+        (pd, _), (pu, _) = half(cnt6, S6, s, 0), half(cnt6, S6, s, 1)
+        f += [np.maximum(pd, pu), np.minimum(pd, pu)]
+    for b in (1, 3, 5):
+        (pd, cd), (pu, cu) = half(c6, S6c, b, 0), half(c6, S6c, b, 1)
+        f += [np.maximum(pd, pu), np.minimum(pd, pu), np.abs(cu - cd)]
+    return np.column_stack(f).astype(np.float32)
+
+
+def test_stage1_features_equal_numpy_bit_for_bit():
+    """The numba pass writes the features the networks were trained on: numpy's, bit for bit,
+    on a specimen with precipitates (queries in any order, chunks of any size)."""
+    s, types = _specimen(34, precipitates={"volume_fraction": 0.15, "radius_mean_nm": 2.5})
+    xyz = s["xyz"].astype(np.float64)
+    field = PlaneField((0.0, 0.0, 2 * np.pi / (A_NM / np.sqrt(8))), 0.0, tuple(xyz[:, :2].mean(0)), 0.05, 40.0)
+    q = np.random.default_rng(3).permutation(len(xyz))[:6000]
+    ctx = context(types, field.coherence)
+    X = stage1(xyz, types, field, query=q, chunk=2500)
+    order, *sums = PlaneReferredSums(xyz, types, field).in_cell_order(xyz[q])
+    assert X.shape == (len(q), N_STAGE1)
+    np.testing.assert_array_equal(X[order], stage1_features_numpy(*sums, ctx))
 
 
 def test_superlattice_features_separate_l12_from_fcc_ions():

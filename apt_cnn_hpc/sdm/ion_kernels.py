@@ -160,6 +160,12 @@ class PlaneSums:
                        f.imag.copy())
 
     def __call__(self, qpos):
+        P, *sums = self.in_cell_order(qpos)
+        return P.unsort(*sums)
+
+    def in_cell_order(self, qpos):
+        """(P, cnt, S, F, Z) with the sums of the queries P.q = qpos[P.qorder] (the kernel's
+        order: a caller that writes each query's result to its own row needs no reordered copy)."""
         P = self.P.with_queries(qpos)
         lut, scale, edges2 = _shell_lut(self.edges)
         nq, ns = len(P.q), len(self.edges) - 1
@@ -168,7 +174,7 @@ class PlaneSums:
         if nq and len(P.ppos):
             _plane_sums(P.q, P.px, P.py, P.pz, *self.values, *P.grid[:3], P.cell, self.cells_per_r, lut, scale,
                         edges2, cnt, S, F, Z)
-        return P.unsort(cnt, S, F, Z)
+        return P, cnt, S, F, Z
 
 
 def plane_sums(qpos, ppos, ptype, superlattice, fundamental, edges, cells_per_r=4, partners=None):
