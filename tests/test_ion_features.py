@@ -8,7 +8,7 @@ import pytest
 from apt_cnn_hpc.config import load_config, merge
 from apt_cnn_hpc.crystal.specimen import make_specimen
 from apt_cnn_hpc.sdm.ion_features import EDGES_NM, N_STAGE1, PlaneReferredSums, context, partner_types, stage1
-from apt_cnn_hpc.sdm.ion_kernels import axial_power, coherent_power, moments, plane_sums
+from apt_cnn_hpc.sdm.ion_kernels import Moments, axial_power, coherent_power, plane_sums
 from apt_cnn_hpc.sdm.ion_stage1 import BALLS, REF_BALL
 from apt_cnn_hpc.sdm.lattice import A_NM, PlaneField, fit_plane_field
 
@@ -45,19 +45,22 @@ def test_plane_sums_equal_brute_force(cloud):
                 np.testing.assert_allclose(Z[i, k, t], (e * dv[:, 2])[m & (types == t)].sum(), atol=1e-9)
 
 
-def test_moments_equal_brute_force(cloud):
+@pytest.mark.parametrize("first", [None, 1])
+def test_moments_equal_brute_force(cloud, first):
+    """Every channel's sums; first moments of the leading `first` channels (of all by default)."""
     pos, types, _, q = cloud
-    vals = np.column_stack([np.ones(len(pos)), types.astype(float)])
+    vals = np.column_stack([np.ones(len(pos)), types.astype(float), np.cos(pos[:, 0])])
     edges = np.array([0.0, 0.5, 1.1, 1.5])
-    M = moments(q, pos, vals, edges)
+    M = Moments(pos, vals, edges, first=first)(q)
     for i, x in enumerate(q):
         dv = pos - x
         s = _shell(np.linalg.norm(dv, axis=1), edges)
         for k in range(3):
             m = s == k
-            for c in range(2):
+            for c in range(3):
                 np.testing.assert_allclose(M[i, k, c, 0], vals[m, c].sum(), atol=1e-9)
-                np.testing.assert_allclose(M[i, k, c, 1:], (vals[m, c][:, None] * dv[m]).sum(0), atol=1e-9)
+                dipole = (vals[m, c][:, None] * dv[m]).sum(0) if first is None or c < first else np.zeros(3)
+                np.testing.assert_allclose(M[i, k, c, 1:], dipole, atol=1e-9)
 
 
 def test_coherent_power_equals_brute_force(cloud):

@@ -135,7 +135,8 @@ class Stage2:
         self.p = 1 / (1 + np.exp(-z1))
         self.zc = np.clip(z1, -8, 8) / 8
         self.lev = lev
-        self.moments = Moments(self.pos, np.column_stack([np.ones(len(self.p)), self.p, self.zc]), EDGES_S2_NM)
+        # the dipoles read the first moments of the ions and of p only
+        self.moments = Moments(self.pos, np.column_stack([np.ones(len(self.p)), self.p, self.zc]), EDGES_S2_NM, first=2)
 
     def __call__(self, L_rows, rows=None) -> np.ndarray:
         """[len(rows), N_STAGE2] float32 for the ions `rows` (default all), with their stage-1 level
