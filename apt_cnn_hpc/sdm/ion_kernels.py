@@ -107,24 +107,26 @@ def _plane_sums(qpos, px, py, pz, ptype, ser, sei, fr, fi, start, origin, dims, 
     F[q, s] (fundamental phasor); Z[q, s, t] (superlattice phasor times dz)."""
     ns = len(edges2) - 1
     for blk in nb.prange((len(qpos) + QUERY_BLOCK - 1) // QUERY_BLOCK):
-        acc = np.empty((7, ns * 6))     # counts, S re/im (s, t + 3 h); Z re/im (s, t); F re/im (s)
+        # per shell: counts, S re, S im (t + 3 h); Z re, Z im (t); F re, F im
+        acc = np.empty((ns, 26))
         spans = np.empty(((2 * reach + 1) ** 2, 2), np.int64)
         for q in range(blk * QUERY_BLOCK, min((blk + 1) * QUERY_BLOCK, len(qpos))):
             _plane_sums_one(qpos[q, 0], qpos[q, 1], qpos[q, 2], px, py, pz, ptype, ser, sei, fr, fi, start,
                             origin, dims, cell, reach, lut, scale, edges2, acc, spans)
             for s in range(ns):
-                F[q, s] = complex(acc[5, s], acc[6, s])
+                F[q, s] = complex(acc[s, 24], acc[s, 25])
                 for t in range(6):
-                    cnt[q, s, t] = acc[0, s * 6 + t]
-                    S[q, s, t] = complex(acc[1, s * 6 + t], acc[2, s * 6 + t])
+                    cnt[q, s, t] = acc[s, t]
+                    S[q, s, t] = complex(acc[s, 6 + t], acc[s, 12 + t])
                 for t in range(3):
-                    Z[q, s, t] = complex(acc[3, s * 3 + t], acc[4, s * 3 + t])
+                    Z[q, s, t] = complex(acc[s, 18 + t], acc[s, 21 + t])
 
 
 @nb.njit(inline="always")
 def _plane_sums_one(xi, yi, zi, px, py, pz, ptype, ser, sei, fr, fi, start, origin, dims, cell, reach, lut,
                     scale, edges2, acc, spans):
-    """One query's sums into acc (zeroed here), in the partners' cell order."""
+    """One query's sums into acc (zeroed here), in the partners' cell order. A partner's sums sit
+    in one row of its shell (a layout by sum, each shell's slots in 7 rows, was 1.15x slower)."""
     rmax2 = edges2[-1]
     acc[:] = 0.0
     for sp in range(_spans(xi, yi, zi, origin, cell, reach, rmax2, dims, start, spans)):
@@ -135,16 +137,16 @@ def _plane_sums_one(xi, yi, zi, px, py, pz, ptype, ser, sei, fr, fi, start, orig
             d2 = dx * dx + dy * dy + dz * dz
             if d2 >= rmax2:
                 continue
-            s = _shell(d2, lut, scale, edges2)
-            k = s * 3 + ptype[j]
-            h = s * 6 + ptype[j] + (3 if dz > 0 else 0)
-            acc[0, h] += 1.0
-            acc[1, h] += ser[j]
-            acc[2, h] += sei[j]
-            acc[3, k] += ser[j] * dz
-            acc[4, k] += sei[j] * dz
-            acc[5, s] += fr[j]
-            acc[6, s] += fi[j]
+            a = acc[_shell(d2, lut, scale, edges2)]
+            t = ptype[j]
+            h = t + (3 if dz > 0 else 0)
+            a[h] += 1.0
+            a[6 + h] += ser[j]
+            a[12 + h] += sei[j]
+            a[18 + t] += ser[j] * dz
+            a[21 + t] += sei[j] * dz
+            a[24] += fr[j]
+            a[25] += fi[j]
 
 
 class PlaneSums:
