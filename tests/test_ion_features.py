@@ -7,7 +7,8 @@ import pytest
 
 from apt_cnn_hpc.config import load_config, merge
 from apt_cnn_hpc.crystal.specimen import make_specimen
-from apt_cnn_hpc.sdm.ion_features import EDGES_NM, N_STAGE1, PlaneReferredSums, context, partner_types, stage1
+from apt_cnn_hpc.sdm.ion_features import (EDGES_NM, EDGES_S2_NM, N_STAGE1, N_STAGE2, PlaneReferredSums, context,
+                                          partner_types, stage1, stage2_features)
 from apt_cnn_hpc.sdm.ion_kernels import Moments, axial_power, coherent_power, plane_sums
 from apt_cnn_hpc.sdm.ion_stage1 import BALLS, REF_BALL
 from apt_cnn_hpc.sdm.lattice import A_NM, PlaneField, fit_plane_field
@@ -181,6 +182,35 @@ def test_stage1_features_equal_numpy_bit_for_bit():
     order, *sums = PlaneReferredSums(xyz, types, field).in_cell_order(xyz[q])
     assert X.shape == (len(q), N_STAGE1)
     np.testing.assert_array_equal(X[order], stage1_features_numpy(*sums, ctx))
+
+
+def stage2_moment_columns_numpy(xyz, z1, rows):
+    """Stage 2's moment features as numpy wrote them before the kernel skipped the logit's first
+    moments (Moments(first=2)) and the balls were summed shell by shell: every moment, cumsum."""
+    p, zc = 1 / (1 + np.exp(-z1)), np.clip(z1, -8, 8) / 8
+    M = Moments(xyz, np.column_stack([np.ones(len(p)), p, zc]), EDGES_S2_NM)(xyz[rows])
+    Mc = np.cumsum(M, 1)
+    f = [p[rows], zc[rows]]
+    for s in range(M.shape[1]):
+        n = np.maximum(M[:, s, 0, 0], 1)
+        f += [M[:, s, 1, 0] / n, M[:, s, 2, 0] / n]
+    for b in (2, 4):
+        n = np.maximum(Mc[:, b, 0, 0], 1)
+        r = EDGES_S2_NM[b + 1]
+        d = Mc[:, b, 1, 1:] - Mc[:, b, 0, 1:] * (Mc[:, b, 1, 0] / n)[:, None]
+        f += [np.abs(d[:, 2]) / (n * r), np.hypot(d[:, 0], d[:, 1]) / (n * r)]
+    return np.column_stack(f).astype(np.float32)
+
+
+def test_stage2_features_equal_numpy_bit_for_bit():
+    r = np.random.default_rng(4)
+    xyz = r.uniform(0, 8, (20000, 3))
+    z1 = r.normal(0, 4, len(xyz))
+    rows = r.choice(len(xyz), 3000, replace=False)
+    L = r.uniform(0, 1, (len(rows), 12)).astype(np.float32)
+    X = stage2_features(xyz, z1, L, (0.3, 0.2, 0.05), rows)
+    assert X.shape == (len(rows), N_STAGE2)
+    np.testing.assert_array_equal(X[:, :16], stage2_moment_columns_numpy(xyz, z1, rows))
 
 
 def test_superlattice_features_separate_l12_from_fcc_ions():

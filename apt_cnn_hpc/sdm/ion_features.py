@@ -143,21 +143,26 @@ class Stage2:
         columns L_rows (X1[rows][:, LEVEL_COLUMNS])."""
         own = slice(None) if rows is None else rows
         M = self.moments(self.pos[own])
-        Mc = np.cumsum(M, 1)
         f = [self.p[own], self.zc[own]]
         for s in range(M.shape[1]):
             n = np.maximum(M[:, s, 0, 0], 1)
             f += [M[:, s, 1, 0] / n, M[:, s, 2, 0] / n]
-        for b in (2, 4):
-            n = np.maximum(Mc[:, b, 0, 0], 1)
-            r = EDGES_S2_NM[b + 1]
-            d = Mc[:, b, 1, 1:] - Mc[:, b, 0, 1:] * (Mc[:, b, 1, 0] / n)[:, None]
-            f += [np.abs(d[:, 2]) / (n * r), np.hypot(d[:, 0], d[:, 1]) / (n * r)]
+        Mc = M[:, 0, :2].copy()        # the balls of the ions and of p, shells added in order
+        for b in range(1, M.shape[1]):
+            Mc += M[:, b, :2]
+            if b in (2, 4):
+                n = np.maximum(Mc[:, 0, 0], 1)
+                r = EDGES_S2_NM[b + 1]
+                d = Mc[:, 1, 1:] - Mc[:, 0, 1:] * (Mc[:, 1, 0] / n)[:, None]
+                f += [np.abs(d[:, 2]) / (n * r), np.hypot(d[:, 0], d[:, 1]) / (n * r)]
         a_in, c_in, c_mat = self.lev
         contrast = max(c_in - c_mat, 0.03)
         for b in range(6):
             f += [L_rows[:, 2 * b + 1] / a_in, (L_rows[:, 2 * b] - c_mat) / contrast]
-        return np.column_stack(f).astype(np.float32)
+        out = np.empty((len(M), len(f)), np.float32)
+        for k, col in enumerate(f):
+            out[:, k] = col
+        return out
 
 
 def stage2_features(xyz, z1, L_rows, lev, rows=None) -> np.ndarray:
