@@ -199,38 +199,40 @@ def _moments_kernel(nc: int, first: int):
             acc = np.empty((ns, nc * 4))
             spans = np.empty(((2 * reach + 1) ** 2, 2), np.int64)
             for q in range(blk * QUERY_BLOCK, min((blk + 1) * QUERY_BLOCK, len(qpos))):
-                _moments_one(qpos[q, 0], qpos[q, 1], qpos[q, 2], px, py, pz, pv, start, origin, dims, cell, reach,
-                             lut, scale, edges2, acc, spans)
+                _moments_one(qpos[q, 0], qpos[q, 1], qpos[q, 2], px, py, pz, pv, nc, first, start, origin, dims,
+                             cell, reach, lut, scale, edges2, acc, spans)
                 for s in range(ns):
                     for c in range(nc):
                         for m in range(4):
                             out[q, s, c, m] = acc[s, c * 4 + m]
 
-    @nb.njit(inline="always")
-    def _moments_one(xi, yi, zi, px, py, pz, pv, start, origin, dims, cell, reach, lut, scale, edges2, acc,
-                     spans):
-        """One query's moments into acc (zeroed here), in the partners' cell order."""
-        rmax2 = edges2[-1]
-        acc[:] = 0.0
-        for sp in range(_spans(xi, yi, zi, origin, cell, reach, rmax2, dims, start, spans)):
-            for j in range(spans[sp, 0], spans[sp, 1]):
-                dx = px[j] - xi
-                dy = py[j] - yi
-                dz = pz[j] - zi
-                d2 = dx * dx + dy * dy + dz * dz
-                if d2 >= rmax2:
-                    continue
-                s = _shell(d2, lut, scale, edges2)
-                for c in range(first):
-                    v = pv[j, c]
-                    acc[s, c * 4] += v
-                    acc[s, c * 4 + 1] += v * dx
-                    acc[s, c * 4 + 2] += v * dy
-                    acc[s, c * 4 + 3] += v * dz
-                for c in range(first, nc):
-                    acc[s, c * 4] += pv[j, c]
-
     return _moments
+
+
+@nb.njit(inline="always")
+def _moments_one(xi, yi, zi, px, py, pz, pv, nc, first, start, origin, dims, cell, reach, lut, scale, edges2, acc,
+                 spans):
+    """One query's moments into acc (zeroed here), in the partners' cell order (inlined into
+    _moments_kernel's kernel, where nc and first are constants)."""
+    rmax2 = edges2[-1]
+    acc[:] = 0.0
+    for sp in range(_spans(xi, yi, zi, origin, cell, reach, rmax2, dims, start, spans)):
+        for j in range(spans[sp, 0], spans[sp, 1]):
+            dx = px[j] - xi
+            dy = py[j] - yi
+            dz = pz[j] - zi
+            d2 = dx * dx + dy * dy + dz * dz
+            if d2 >= rmax2:
+                continue
+            s = _shell(d2, lut, scale, edges2)
+            for c in range(first):
+                v = pv[j, c]
+                acc[s, c * 4] += v
+                acc[s, c * 4 + 1] += v * dx
+                acc[s, c * 4 + 2] += v * dy
+                acc[s, c * 4 + 3] += v * dz
+            for c in range(first, nc):
+                acc[s, c * 4] += pv[j, c]
 
 
 class Moments:
