@@ -1,14 +1,17 @@
-"""The per-ion lattice features (sdm/lattice.py, sdm/ion_kernels.py, sdm/ion_features.py): fast
-kernels equal brute force, the fitted plane field recovers the tilt and spacing an instrument
-imposed, and the superlattice features separate L1_2 from FCC ions."""
+"""The per-ion lattice features (sdm/lattice.py, sdm/ion_kernels.py, sdm/ion_features.py,
+sdm/ion_stage1.py): fast kernels equal brute force, the numba features equal numpy's, the fitted
+plane field recovers the tilt and spacing an instrument imposed, and the superlattice features
+separate L1_2 from FCC ions."""
 import numpy as np
 import pytest
 
 from apt_cnn_hpc.config import load_config, merge
 from apt_cnn_hpc.crystal.specimen import make_specimen
-from apt_cnn_hpc.sdm.ion_features import EDGES_NM, N_STAGE1, partner_types, stage1
-from apt_cnn_hpc.sdm.ion_kernels import axial_power, coherent_power, moments, plane_sums
-from apt_cnn_hpc.sdm.lattice import A_NM, fit_plane_field
+from apt_cnn_hpc.sdm.ion_features import (EDGES_NM, EDGES_S2_NM, N_STAGE1, N_STAGE2, PlaneReferredSums, context,
+                                          partner_types, stage1, stage2_features)
+from apt_cnn_hpc.sdm.ion_kernels import Moments, axial_power, coherent_power, plane_sums
+from apt_cnn_hpc.sdm.ion_stage1 import BALLS, REF_BALL
+from apt_cnn_hpc.sdm.lattice import A_NM, PlaneField, fit_plane_field
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +46,22 @@ def test_plane_sums_equal_brute_force(cloud):
                 np.testing.assert_allclose(Z[i, k, t], (e * dv[:, 2])[m & (types == t)].sum(), atol=1e-9)
 
 
-def test_moments_equal_brute_force(cloud):
+@pytest.mark.parametrize("first", [None, 1])
+def test_moments_equal_brute_force(cloud, first):
+    """Every channel's sums; first moments of the leading `first` channels (of all by default)."""
     pos, types, _, q = cloud
-    vals = np.column_stack([np.ones(len(pos)), types.astype(float)])
+    vals = np.column_stack([np.ones(len(pos)), types.astype(float), np.cos(pos[:, 0])])
     edges = np.array([0.0, 0.5, 1.1, 1.5])
-    M = moments(q, pos, vals, edges)
+    M = Moments(pos, vals, edges, first=first)(q)
     for i, x in enumerate(q):
         dv = pos - x
         s = _shell(np.linalg.norm(dv, axis=1), edges)
         for k in range(3):
             m = s == k
-            for c in range(2):
+            for c in range(3):
                 np.testing.assert_allclose(M[i, k, c, 0], vals[m, c].sum(), atol=1e-9)
-                np.testing.assert_allclose(M[i, k, c, 1:], (vals[m, c][:, None] * dv[m]).sum(0), atol=1e-9)
+                dipole = (vals[m, c][:, None] * dv[m]).sum(0) if first is None or c < first else np.zeros(3)
+                np.testing.assert_allclose(M[i, k, c, 1:], dipole, atol=1e-9)
 
 
 def test_coherent_power_equals_brute_force(cloud):
@@ -108,6 +114,103 @@ def test_plane_field_says_when_planes_are_not_resolved():
     s, types = _specimen(32, detector={"sigma_z_nm": 0.1}, precipitates={"volume_fraction": 0.0})
     field = fit_plane_field(s["xyz"].astype(np.float64), types >= 0)
     assert not field.found and field.tilt_deg == 0.0
+
+
+def stage1_features_numpy(cnt6, S6, F, Z, ctx) -> np.ndarray:
+    """The stage-1 features as numpy wrote them until the numba pass (sdm/ion_stage1.py): the
+    reference it must equal bit for bit."""
+    cnt, S = cnt6[:, :, :3] + cnt6[:, :, 3:], S6[:, :, :3] + S6[:, :, 3:]
+    cc, Sc, Fc, Zc = np.cumsum(cnt, 1), np.cumsum(S, 1), np.cumsum(F, 1), np.cumsum(Z, 1)
+    p0, fa, fb = min(max(ctx["f_sol"], .005), .995), max(ctx["f_a"], .005), max(ctx["f_b"], .005)
+    amp = np.sqrt(ctx["coherence"])
+    f = []
+
+    def modulation(C, K, b):
+        n = np.maximum(C[:, b].sum(1), 1)
+        w = C[:, b, 1] + C[:, b, 2]
+        pl = np.clip(w / n, 0.02, 0.98)
+        return K[:, b, 1] + K[:, b, 2] - pl * K[:, b].sum(1), n, w, pl
+
+    for b in BALLS:
+        a, n, w, pl = modulation(cc, Sc, b)
+        sd = np.sqrt(n * pl * (1 - pl))
+        a_a = Sc[:, b, 1] - cc[:, b, 1] / n * Sc[:, b].sum(1)
+        a_b = Sc[:, b, 2] - cc[:, b, 2] / n * Sc[:, b].sum(1)
+        f += [np.abs(a.real) / sd, np.abs(a.imag) / sd,
+              np.abs(a_a.real) / np.sqrt(n * fa * (1 - fa)), np.abs(a_b.real) / np.sqrt(n * fb * (1 - fb)),
+              (w / n - p0) / np.sqrt(p0 * (1 - p0) / n), w / n - p0, cc[:, b, 1] / n - fa, np.abs(a.real) / n]
+    sign = np.where(modulation(cc, Sc, REF_BALL)[0].real >= 0, 1.0, -1.0)
+    for s in range(cnt.shape[1]):
+        n = np.maximum(cnt[:, s].sum(1), 1)
+        a = S[:, s, 1] + S[:, s, 2] - p0 * S[:, s].sum(1)
+        f += [a.real * sign / np.sqrt(n * p0 * (1 - p0)), np.log1p(cnt[:, s].sum(1))]
+    for b in (3, 6):
+        _, n, w, pl = modulation(cc, Sc, b)
+        zd = Zc[:, b, 1] + Zc[:, b, 2] - pl * Zc[:, b].sum(1)
+        f += [np.abs(zd.real) / (np.sqrt(n * pl * (1 - pl)) * EDGES_NM[b + 1])]
+    for b in (3, 6):
+        n = np.maximum(cc[:, b].sum(1), 1)
+        f += [Fc[:, b].real / n / amp, np.abs(Fc[:, b].imag) / n / amp]
+    # half-spaces: same sign reference, over all three types and both halves
+    c6, S6c = np.cumsum(cnt6, 1), np.cumsum(S6, 1)
+    sign = np.where((S6c[:, REF_BALL, [1, 2, 4, 5]].sum(1) - p0 * S6c[:, REF_BALL].sum(1)).real >= 0, 1.0, -1.0)
+
+    def half(C, K, b, h):
+        t = slice(3 * h, 3 * h + 3)
+        n = np.maximum(C[:, b, t].sum(1), 1)
+        a = K[:, b, 3 * h + 1] + K[:, b, 3 * h + 2] - p0 * K[:, b, t].sum(1)
+        return a.real * sign / np.sqrt(n * p0 * (1 - p0)), (C[:, b, 3 * h + 1] + C[:, b, 3 * h + 2]) / n - p0
+
+    for s in range(cnt6.shape[1]):
+        (pd, _), (pu, _) = half(cnt6, S6, s, 0), half(cnt6, S6, s, 1)
+        f += [np.maximum(pd, pu), np.minimum(pd, pu)]
+    for b in (1, 3, 5):
+        (pd, cd), (pu, cu) = half(c6, S6c, b, 0), half(c6, S6c, b, 1)
+        f += [np.maximum(pd, pu), np.minimum(pd, pu), np.abs(cu - cd)]
+    return np.column_stack(f).astype(np.float32)
+
+
+def test_stage1_features_equal_numpy_bit_for_bit():
+    """The numba pass writes the features the networks were trained on: numpy's, bit for bit,
+    on a specimen with precipitates (queries in any order, chunks of any size)."""
+    s, types = _specimen(34, precipitates={"volume_fraction": 0.15, "radius_mean_nm": 2.5})
+    xyz = s["xyz"].astype(np.float64)
+    field = PlaneField((0.0, 0.0, 2 * np.pi / (A_NM / np.sqrt(8))), 0.0, tuple(xyz[:, :2].mean(0)), 0.05, 40.0)
+    q = np.random.default_rng(3).permutation(len(xyz))[:6000]
+    ctx = context(types, field.coherence)
+    X = stage1(xyz, types, field, query=q, chunk=2500)
+    order, *sums = PlaneReferredSums(xyz, types, field).in_cell_order(xyz[q])
+    assert X.shape == (len(q), N_STAGE1)
+    np.testing.assert_array_equal(X[order], stage1_features_numpy(*sums, ctx))
+
+
+def stage2_moment_columns_numpy(xyz, z1, rows):
+    """Stage 2's moment features as numpy wrote them before the kernel skipped the logit's first
+    moments (Moments(first=2)) and the balls were summed shell by shell: every moment, cumsum."""
+    p, zc = 1 / (1 + np.exp(-z1)), np.clip(z1, -8, 8) / 8
+    M = Moments(xyz, np.column_stack([np.ones(len(p)), p, zc]), EDGES_S2_NM)(xyz[rows])
+    Mc = np.cumsum(M, 1)
+    f = [p[rows], zc[rows]]
+    for s in range(M.shape[1]):
+        n = np.maximum(M[:, s, 0, 0], 1)
+        f += [M[:, s, 1, 0] / n, M[:, s, 2, 0] / n]
+    for b in (2, 4):
+        n = np.maximum(Mc[:, b, 0, 0], 1)
+        r = EDGES_S2_NM[b + 1]
+        d = Mc[:, b, 1, 1:] - Mc[:, b, 0, 1:] * (Mc[:, b, 1, 0] / n)[:, None]
+        f += [np.abs(d[:, 2]) / (n * r), np.hypot(d[:, 0], d[:, 1]) / (n * r)]
+    return np.column_stack(f).astype(np.float32)
+
+
+def test_stage2_features_equal_numpy_bit_for_bit():
+    r = np.random.default_rng(4)
+    xyz = r.uniform(0, 8, (20000, 3))
+    z1 = r.normal(0, 4, len(xyz))
+    rows = r.choice(len(xyz), 3000, replace=False)
+    L = r.uniform(0, 1, (len(rows), 12)).astype(np.float32)
+    X = stage2_features(xyz, z1, L, (0.3, 0.2, 0.05), rows)
+    assert X.shape == (len(rows), N_STAGE2)
+    np.testing.assert_array_equal(X[:, :16], stage2_moment_columns_numpy(xyz, z1, rows))
 
 
 def test_superlattice_features_separate_l12_from_fcc_ions():

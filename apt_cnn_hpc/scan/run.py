@@ -211,6 +211,9 @@ def scan(args, comm):
     visibility = planes.visibility_box(comm, phasors, box[0], grid, shares)
     phases["planes_s"] = time.time() - t1
     peaks["planes"] = peak_rss_mb()
+    # before the per-ion pass's networks start TensorFlow (afterwards its threads cannot be set:
+    # on 2 ranks each then ran 2 threads on its 1 core, in the per-ion pass and the cube inference)
+    configure_tensorflow(comm)
     per_ion = None
     if cfg["per_ion"]:
         t1 = time.time()
@@ -221,7 +224,6 @@ def scan(args, comm):
         peaks["per_ion"] = peak_rss_mb()
         release_free_memory()
 
-    configure_tensorflow(comm)
     predictors = [Predictor(load_model(d), batch=cfg["batch"], precision=cfg["precision"],
                             calibration=card.get("calibration")) for d, card in zip(model_dirs, cards)]
     rss_before_maps = current_rss_mb()   # what the budget's fixed part estimates (BASE_MB, BYTES_PER_ION)

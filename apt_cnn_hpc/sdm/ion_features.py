@@ -19,13 +19,11 @@ and composition of 1-2 nm balls relative to the data set's own precipitate and m
 import numpy as np
 
 from .ion_kernels import Moments, PlaneSums
+from .ion_stage1 import BALLS, N_STAGE1, stage1_rows
 from .lattice import OffsetField, PlaneField, local_offset
 
 EDGES_NM = np.array([0.0, 0.45, 0.65, 0.85, 1.05, 1.3, 1.6, 2.0])
-BALLS = (1, 2, 3, 4, 5, 6)                     # cumulative shells: radii 0.65 ... 2.0 nm
-REF_BALL = 4                                   # 1.3 nm: the sign of the variant
 EDGES_S2_NM = np.array([0.0, 0.35, 0.6, 0.85, 1.1, 1.5])
-N_STAGE1 = 91
 N_STAGE2 = 28
 HALO_NM = EDGES_NM[-1] + EDGES_S2_NM[-1]       # reach of an ion's stage-2 features
 # the stage-1 columns stage 2 reads (per ball: composition, order amplitude), so callers keep
@@ -56,8 +54,8 @@ def context_of_counts(counts, coherence: float) -> dict:
 class PlaneReferredSums:
     """Stage-1 sums (cnt [q, s, 6], S [q, s, 6], F [q, s], Z [q, s, 3]) over the ranged
     neighbours of query positions, phases referred to the local plane offset (`offset`, default:
-    the one of these ions). The ranged ions are sorted into cells with their phasors once, so
-    chunks of queries cost only their own sums."""
+    the one of these ions), and the features of them. The ranged ions are sorted into cells with
+    their phasors once, so chunks of queries cost only their own sums."""
 
     def __init__(self, xyz, types, field: PlaneField, offset: OffsetField | None = None):
         ranged = types >= 0
@@ -67,71 +65,23 @@ class PlaneReferredSums:
         self.offset = offset
         self.sums = PlaneSums(self.pos, types[ranged], np.exp(0.5j * self.psi), np.exp(1j * self.psi), EDGES_NM)
 
-    def __call__(self, q):
-        q = np.asarray(q, np.float64)
-        cnt, S, F, Z = self.sums(q)
+    def in_cell_order(self, q):
+        """(order, cnt, S, F, Z): the sums of the queries q[order]."""
+        P, cnt, S, F, Z = self.sums.in_cell_order(np.asarray(q, np.float64))
         if self.offset is not None:
-            u = self.offset.at(q)
+            u = self.offset.at(P.q)
         else:
-            u = local_offset(self.pos, self.psi, q, self.coherence) if len(self.pos) else np.ones(len(q), complex)
+            u = local_offset(self.pos, self.psi, P.q, self.coherence) if len(self.pos) else np.ones(len(P.q), complex)
         half = np.conj(np.sqrt(u))
         S *= half[:, None, None]
         Z *= half[:, None, None]
         F *= np.conj(u)[:, None]
-        return cnt, S, F, Z
+        return P.qorder, cnt, S, F, Z
 
-
-def stage1_features(cnt6, S6, F, Z, ctx) -> np.ndarray:
-    """[n, N_STAGE1] float32 (see module doc)."""
-    cnt, S = cnt6[:, :, :3] + cnt6[:, :, 3:], S6[:, :, :3] + S6[:, :, 3:]
-    cc, Sc, Fc, Zc = np.cumsum(cnt, 1), np.cumsum(S, 1), np.cumsum(F, 1), np.cumsum(Z, 1)
-    p0, fa, fb = min(max(ctx["f_sol"], .005), .995), max(ctx["f_a"], .005), max(ctx["f_b"], .005)
-    amp = np.sqrt(ctx["coherence"])
-    f = []
-
-    def modulation(C, K, b):
-        n = np.maximum(C[:, b].sum(1), 1)
-        w = C[:, b, 1] + C[:, b, 2]
-        pl = np.clip(w / n, 0.02, 0.98)
-        return K[:, b, 1] + K[:, b, 2] - pl * K[:, b].sum(1), n, w, pl
-
-    for b in BALLS:
-        a, n, w, pl = modulation(cc, Sc, b)
-        sd = np.sqrt(n * pl * (1 - pl))
-        a_a = Sc[:, b, 1] - cc[:, b, 1] / n * Sc[:, b].sum(1)
-        a_b = Sc[:, b, 2] - cc[:, b, 2] / n * Sc[:, b].sum(1)
-        f += [np.abs(a.real) / sd, np.abs(a.imag) / sd,
-              np.abs(a_a.real) / np.sqrt(n * fa * (1 - fa)), np.abs(a_b.real) / np.sqrt(n * fb * (1 - fb)),
-              (w / n - p0) / np.sqrt(p0 * (1 - p0) / n), w / n - p0, cc[:, b, 1] / n - fa, np.abs(a.real) / n]
-    sign = np.where(modulation(cc, Sc, REF_BALL)[0].real >= 0, 1.0, -1.0)
-    for s in range(cnt.shape[1]):
-        n = np.maximum(cnt[:, s].sum(1), 1)
-        a = S[:, s, 1] + S[:, s, 2] - p0 * S[:, s].sum(1)
-        f += [a.real * sign / np.sqrt(n * p0 * (1 - p0)), np.log1p(cnt[:, s].sum(1))]
-    for b in (3, 6):
-        _, n, w, pl = modulation(cc, Sc, b)
-        zd = Zc[:, b, 1] + Zc[:, b, 2] - pl * Zc[:, b].sum(1)
-        f += [np.abs(zd.real) / (np.sqrt(n * pl * (1 - pl)) * EDGES_NM[b + 1])]
-    for b in (3, 6):
-        n = np.maximum(cc[:, b].sum(1), 1)
-        f += [Fc[:, b].real / n / amp, np.abs(Fc[:, b].imag) / n / amp]
-    # half-spaces: same sign reference, over all three types and both halves
-    c6, S6c = np.cumsum(cnt6, 1), np.cumsum(S6, 1)
-    sign = np.where((S6c[:, REF_BALL, [1, 2, 4, 5]].sum(1) - p0 * S6c[:, REF_BALL].sum(1)).real >= 0, 1.0, -1.0)
-
-    def half(C, K, b, h):
-        t = slice(3 * h, 3 * h + 3)
-        n = np.maximum(C[:, b, t].sum(1), 1)
-        a = K[:, b, 3 * h + 1] + K[:, b, 3 * h + 2] - p0 * K[:, b, t].sum(1)
-        return a.real * sign / np.sqrt(n * p0 * (1 - p0)), (C[:, b, 3 * h + 1] + C[:, b, 3 * h + 2]) / n - p0
-
-    for s in range(cnt6.shape[1]):
-        (pd, _), (pu, _) = half(cnt6, S6, s, 0), half(cnt6, S6, s, 1)
-        f += [np.maximum(pd, pu), np.minimum(pd, pu)]
-    for b in (1, 3, 5):
-        (pd, cd), (pu, cu) = half(c6, S6c, b, 0), half(c6, S6c, b, 1)
-        f += [np.maximum(pd, pu), np.minimum(pd, pu), np.abs(cu - cd)]
-    return np.column_stack(f).astype(np.float32)
+    def features(self, q, ctx) -> np.ndarray:
+        """[len(q), N_STAGE1] float32 (see module doc)."""
+        order, *sums = self.in_cell_order(q)
+        return stage1_rows(*sums, order, ctx, EDGES_NM[1:])
 
 
 def stage1_chunks(xyz, types, field: PlaneField, query=None, chunk=200_000, ctx=None, offset=None):
@@ -142,7 +92,7 @@ def stage1_chunks(xyz, types, field: PlaneField, query=None, chunk=200_000, ctx=
     query = np.arange(len(xyz)) if query is None else np.asarray(query)
     sums = PlaneReferredSums(xyz, types, field, offset)
     for i in range(0, len(query), chunk):
-        yield slice(i, i + chunk), stage1_features(*sums(xyz[query[i:i + chunk]]), ctx)
+        yield slice(i, i + chunk), sums.features(xyz[query[i:i + chunk]], ctx)
 
 
 def stage1(xyz, types, field: PlaneField, query=None, chunk=200_000, ctx=None, offset=None) -> np.ndarray:
@@ -185,28 +135,34 @@ class Stage2:
         self.p = 1 / (1 + np.exp(-z1))
         self.zc = np.clip(z1, -8, 8) / 8
         self.lev = lev
-        self.moments = Moments(self.pos, np.column_stack([np.ones(len(self.p)), self.p, self.zc]), EDGES_S2_NM)
+        # the dipoles read the first moments of the ions and of p only
+        self.moments = Moments(self.pos, np.column_stack([np.ones(len(self.p)), self.p, self.zc]), EDGES_S2_NM, first=2)
 
     def __call__(self, L_rows, rows=None) -> np.ndarray:
         """[len(rows), N_STAGE2] float32 for the ions `rows` (default all), with their stage-1 level
         columns L_rows (X1[rows][:, LEVEL_COLUMNS])."""
         own = slice(None) if rows is None else rows
         M = self.moments(self.pos[own])
-        Mc = np.cumsum(M, 1)
         f = [self.p[own], self.zc[own]]
         for s in range(M.shape[1]):
             n = np.maximum(M[:, s, 0, 0], 1)
             f += [M[:, s, 1, 0] / n, M[:, s, 2, 0] / n]
-        for b in (2, 4):
-            n = np.maximum(Mc[:, b, 0, 0], 1)
-            r = EDGES_S2_NM[b + 1]
-            d = Mc[:, b, 1, 1:] - Mc[:, b, 0, 1:] * (Mc[:, b, 1, 0] / n)[:, None]
-            f += [np.abs(d[:, 2]) / (n * r), np.hypot(d[:, 0], d[:, 1]) / (n * r)]
+        Mc = M[:, 0, :2].copy()        # the balls of the ions and of p, shells added in order
+        for b in range(1, M.shape[1]):
+            Mc += M[:, b, :2]
+            if b in (2, 4):
+                n = np.maximum(Mc[:, 0, 0], 1)
+                r = EDGES_S2_NM[b + 1]
+                d = Mc[:, 1, 1:] - Mc[:, 0, 1:] * (Mc[:, 1, 0] / n)[:, None]
+                f += [np.abs(d[:, 2]) / (n * r), np.hypot(d[:, 0], d[:, 1]) / (n * r)]
         a_in, c_in, c_mat = self.lev
         contrast = max(c_in - c_mat, 0.03)
         for b in range(6):
             f += [L_rows[:, 2 * b + 1] / a_in, (L_rows[:, 2 * b] - c_mat) / contrast]
-        return np.column_stack(f).astype(np.float32)
+        out = np.empty((len(M), len(f)), np.float32)
+        for k, col in enumerate(f):
+            out[:, k] = col
+        return out
 
 
 def stage2_features(xyz, z1, L_rows, lev, rows=None) -> np.ndarray:

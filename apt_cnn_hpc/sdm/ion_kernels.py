@@ -4,6 +4,7 @@ locality) and returned in their own order. Cells whose lateral distance from the
 exceeds the outer radius are skipped, and each column of cells is cut to the z range the ball
 reaches, so a query visits about the ball's volume, not the cube around it."""
 import copy
+import functools
 
 import numba as nb
 import numpy as np
@@ -106,24 +107,26 @@ def _plane_sums(qpos, px, py, pz, ptype, ser, sei, fr, fi, start, origin, dims, 
     F[q, s] (fundamental phasor); Z[q, s, t] (superlattice phasor times dz)."""
     ns = len(edges2) - 1
     for blk in nb.prange((len(qpos) + QUERY_BLOCK - 1) // QUERY_BLOCK):
-        acc = np.empty((7, ns * 6))     # counts, S re/im (s, t + 3 h); Z re/im (s, t); F re/im (s)
+        # per shell: counts, S re, S im (t + 3 h); Z re, Z im (t); F re, F im
+        acc = np.empty((ns, 26))
         spans = np.empty(((2 * reach + 1) ** 2, 2), np.int64)
         for q in range(blk * QUERY_BLOCK, min((blk + 1) * QUERY_BLOCK, len(qpos))):
             _plane_sums_one(qpos[q, 0], qpos[q, 1], qpos[q, 2], px, py, pz, ptype, ser, sei, fr, fi, start,
                             origin, dims, cell, reach, lut, scale, edges2, acc, spans)
             for s in range(ns):
-                F[q, s] = complex(acc[5, s], acc[6, s])
+                F[q, s] = complex(acc[s, 24], acc[s, 25])
                 for t in range(6):
-                    cnt[q, s, t] = acc[0, s * 6 + t]
-                    S[q, s, t] = complex(acc[1, s * 6 + t], acc[2, s * 6 + t])
+                    cnt[q, s, t] = acc[s, t]
+                    S[q, s, t] = complex(acc[s, 6 + t], acc[s, 12 + t])
                 for t in range(3):
-                    Z[q, s, t] = complex(acc[3, s * 3 + t], acc[4, s * 3 + t])
+                    Z[q, s, t] = complex(acc[s, 18 + t], acc[s, 21 + t])
 
 
 @nb.njit(inline="always")
 def _plane_sums_one(xi, yi, zi, px, py, pz, ptype, ser, sei, fr, fi, start, origin, dims, cell, reach, lut,
                     scale, edges2, acc, spans):
-    """One query's sums into acc (zeroed here), in the partners' cell order."""
+    """One query's sums into acc (zeroed here), in the partners' cell order. A partner's sums sit
+    in one row of its shell (a layout by sum, each shell's slots in 7 rows, was 1.15x slower)."""
     rmax2 = edges2[-1]
     acc[:] = 0.0
     for sp in range(_spans(xi, yi, zi, origin, cell, reach, rmax2, dims, start, spans)):
@@ -134,16 +137,16 @@ def _plane_sums_one(xi, yi, zi, px, py, pz, ptype, ser, sei, fr, fi, start, orig
             d2 = dx * dx + dy * dy + dz * dz
             if d2 >= rmax2:
                 continue
-            s = _shell(d2, lut, scale, edges2)
-            k = s * 3 + ptype[j]
-            h = s * 6 + ptype[j] + (3 if dz > 0 else 0)
-            acc[0, h] += 1.0
-            acc[1, h] += ser[j]
-            acc[2, h] += sei[j]
-            acc[3, k] += ser[j] * dz
-            acc[4, k] += sei[j] * dz
-            acc[5, s] += fr[j]
-            acc[6, s] += fi[j]
+            a = acc[_shell(d2, lut, scale, edges2)]
+            t = ptype[j]
+            h = t + (3 if dz > 0 else 0)
+            a[h] += 1.0
+            a[6 + h] += ser[j]
+            a[12 + h] += sei[j]
+            a[18 + t] += ser[j] * dz
+            a[21 + t] += sei[j] * dz
+            a[24] += fr[j]
+            a[25] += fi[j]
 
 
 class PlaneSums:
@@ -160,6 +163,12 @@ class PlaneSums:
                        f.imag.copy())
 
     def __call__(self, qpos):
+        P, *sums = self.in_cell_order(qpos)
+        return P.unsort(*sums)
+
+    def in_cell_order(self, qpos):
+        """(P, cnt, S, F, Z) with the sums of the queries P.q = qpos[P.qorder] (the kernel's
+        order: a caller that writes each query's result to its own row needs no reordered copy)."""
         P = self.P.with_queries(qpos)
         lut, scale, edges2 = _shell_lut(self.edges)
         nq, ns = len(P.q), len(self.edges) - 1
@@ -168,7 +177,7 @@ class PlaneSums:
         if nq and len(P.ppos):
             _plane_sums(P.q, P.px, P.py, P.pz, *self.values, *P.grid[:3], P.cell, self.cells_per_r, lut, scale,
                         edges2, cnt, S, F, Z)
-        return P.unsort(cnt, S, F, Z)
+        return P, cnt, S, F, Z
 
 
 def plane_sums(qpos, ppos, ptype, superlattice, fundamental, edges, cells_per_r=4, partners=None):
@@ -177,26 +186,35 @@ def plane_sums(qpos, ppos, ptype, superlattice, fundamental, edges, cells_per_r=
     return PlaneSums(ppos, ptype, superlattice, fundamental, edges, cells_per_r, partners)(qpos)
 
 
-@nb.njit(parallel=True, fastmath=True, cache=True)
-def _moments(qpos, px, py, pz, pv, start, origin, dims, cell, reach, lut, scale, edges2, out):
-    """out[q, s, c, m]: m = 0 sum of pv[j, c], m = 1..3 sum of pv[j, c] (dx, dy, dz), over shell s."""
-    nc, ns = pv.shape[1], len(edges2) - 1
-    for blk in nb.prange((len(qpos) + QUERY_BLOCK - 1) // QUERY_BLOCK):
-        acc = np.empty(ns * nc * 4)
-        spans = np.empty(((2 * reach + 1) ** 2, 2), np.int64)
-        for q in range(blk * QUERY_BLOCK, min((blk + 1) * QUERY_BLOCK, len(qpos))):
-            _moments_one(qpos[q, 0], qpos[q, 1], qpos[q, 2], px, py, pz, pv, start, origin, dims, cell, reach, lut,
-                         scale, edges2, acc, spans)
-            for s in range(ns):
-                for c in range(nc):
-                    for m in range(4):
-                        out[q, s, c, m] = acc[(s * nc + c) * 4 + m]
+@functools.cache
+def _moments_kernel(nc: int, first: int):
+    """The moments kernel for nc channels of which the first `first` get first moments, both
+    compile-time constants (loops over channels unrolled: a runtime channel count cost ~20 %)."""
+    @nb.njit(parallel=True, fastmath=True, cache=True)
+    def _moments(qpos, px, py, pz, pv, start, origin, dims, cell, reach, lut, scale, edges2, out):
+        """out[q, s, c, m]: m = 0 sum of pv[j, c], m = 1..3 sum of pv[j, c] (dx, dy, dz) for
+        c < first (0 for the other channels), over shell s."""
+        ns = len(edges2) - 1
+        for blk in nb.prange((len(qpos) + QUERY_BLOCK - 1) // QUERY_BLOCK):
+            acc = np.empty((ns, nc * 4))
+            spans = np.empty(((2 * reach + 1) ** 2, 2), np.int64)
+            for q in range(blk * QUERY_BLOCK, min((blk + 1) * QUERY_BLOCK, len(qpos))):
+                _moments_one(qpos[q, 0], qpos[q, 1], qpos[q, 2], px, py, pz, pv, nc, first, start, origin, dims,
+                             cell, reach, lut, scale, edges2, acc, spans)
+                for s in range(ns):
+                    for c in range(nc):
+                        for m in range(4):
+                            out[q, s, c, m] = acc[s, c * 4 + m]
+
+    return _moments
 
 
 @nb.njit(inline="always")
-def _moments_one(xi, yi, zi, px, py, pz, pv, start, origin, dims, cell, reach, lut, scale, edges2, acc, spans):
-    """One query's moments into acc (zeroed here), in the partners' cell order."""
-    nc, rmax2 = pv.shape[1], edges2[-1]
+def _moments_one(xi, yi, zi, px, py, pz, pv, nc, first, start, origin, dims, cell, reach, lut, scale, edges2, acc,
+                 spans):
+    """One query's moments into acc (zeroed here), in the partners' cell order (inlined into
+    _moments_kernel's kernel, where nc and first are constants)."""
+    rmax2 = edges2[-1]
     acc[:] = 0.0
     for sp in range(_spans(xi, yi, zi, origin, cell, reach, rmax2, dims, start, spans)):
         for j in range(spans[sp, 0], spans[sp, 1]):
@@ -206,33 +224,38 @@ def _moments_one(xi, yi, zi, px, py, pz, pv, start, origin, dims, cell, reach, l
             d2 = dx * dx + dy * dy + dz * dz
             if d2 >= rmax2:
                 continue
-            base = _shell(d2, lut, scale, edges2) * nc * 4
-            for c in range(nc):
+            s = _shell(d2, lut, scale, edges2)
+            for c in range(first):
                 v = pv[j, c]
-                k = base + c * 4
-                acc[k] += v
-                acc[k + 1] += v * dx
-                acc[k + 2] += v * dy
-                acc[k + 3] += v * dz
+                acc[s, c * 4] += v
+                acc[s, c * 4 + 1] += v * dx
+                acc[s, c * 4 + 2] += v * dy
+                acc[s, c * 4 + 3] += v * dz
+            for c in range(first, nc):
+                acc[s, c * 4] += pv[j, c]
 
 
 class Moments:
     """Zeroth and first moments of partner values per query and shell, [q, s, c, 4], for any
-    queries around one set of partners sorted into cells once."""
+    queries around one set of partners sorted into cells once. first: how many leading channels
+    get first moments (default all; the others' are left 0, for callers that read only their
+    sums: a third of the additions less for stage 2's three channels)."""
 
-    def __init__(self, ppos, values, edges, cells_per_r=3):
+    def __init__(self, ppos, values, edges, cells_per_r=3, first=None):
         self.edges = np.asarray(edges, np.float64)
         self.cells_per_r = cells_per_r
         self.P = _Partners(np.zeros((0, 3)), ppos, self.edges[-1] / cells_per_r)
         self.values = self.P.sorted(np.asarray(values, np.float64).reshape(len(self.P.ppos), -1))
+        nc = self.values.shape[1]
+        self.kernel = _moments_kernel(nc, nc if first is None else int(first))
 
     def __call__(self, qpos):
         P = self.P.with_queries(qpos)
         lut, scale, edges2 = _shell_lut(self.edges)
         out = np.zeros((len(P.q), len(self.edges) - 1, self.values.shape[1], 4))
         if len(P.q) and len(P.ppos):
-            _moments(P.q, P.px, P.py, P.pz, self.values, *P.grid[:3], P.cell, self.cells_per_r, lut, scale, edges2,
-                     out)
+            self.kernel(P.q, P.px, P.py, P.pz, self.values, *P.grid[:3], P.cell, self.cells_per_r, lut, scale,
+                        edges2, out)
         return P.unsort(out)[0]
 
 
