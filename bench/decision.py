@@ -33,10 +33,10 @@ FIXED = (0.3, 0.35, 0.4, 0.45, 0.5)
 PLUG_IN_FLOORS = (0.0, 0.35, 0.4, 0.45)    # the plug-in bounded below: pure FCC has no F1 to find
 
 
-def scores(p, truth, oracle, t) -> dict:
+def scores(p, truth, o, t) -> dict:
+    """Labels p > t against the truth; o: the oracle's F1."""
     lab = p > t
     m = prf(lab, truth)
-    o = prf(oracle, truth)["f1"]
     return {"f1_over_oracle": m["f1"] / o if o else None, "f1": m["f1"],
             "volume_bias": float(lab.sum() / truth.sum() - 1) if truth.any() else None,
             "fp_fraction": float(lab[~truth].mean()) if (~truth).any() else None, "threshold": float(t)}
@@ -91,8 +91,9 @@ def benchmark_rows(accuracy_work: Path) -> list:
 
 
 def rules(p, truth, oracle) -> dict:
-    return {"fixed": {str(t): scores(p, truth, oracle, t) for t in FIXED},
-            "plug_in": {str(lo): scores(p, truth, oracle, f1_threshold(p, lo)) for lo in PLUG_IN_FLOORS}}
+    o = prf(oracle, truth)["f1"]
+    return {"fixed": {str(t): scores(p, truth, o, t) for t in FIXED},
+            "plug_in": {str(lo): scores(p, truth, o, f1_threshold(p, lo)) for lo in PLUG_IN_FLOORS}}
 
 
 def log(name, row):

@@ -18,9 +18,8 @@ def expected_f1(p: np.ndarray, bins: int = BINS) -> tuple[np.ndarray, np.ndarray
     n = np.bincount(k, minlength=bins)[::-1].cumsum()[::-1]            # ions in bins >= k
     s = np.bincount(k, weights=p, minlength=bins)[::-1].cumsum()[::-1]
     # p > t_k is bin >= k (up to ions exactly on an edge, a measure-zero set for continuous p)
-    total = s[0] if len(s) else 0.0
     with np.errstate(invalid="ignore", divide="ignore"):
-        f = np.where(n + total > 0, 2 * s / (n + total), 0.0)
+        f = np.where(n + s[0] > 0, 2 * s / (n + s[0]), 0.0)
     return np.arange(bins) / bins, f
 
 
@@ -28,6 +27,6 @@ def f1_threshold(p: np.ndarray, lo: float = 0.0, hi: float = 0.5) -> float:
     """The estimated F1-optimal threshold of calibrated probabilities p, within [lo, hi]; hi
     when no ion is likely at all."""
     t, f = expected_f1(p)
-    if not len(p) or f.max() <= 0:
+    if f.max() <= 0:                 # also no ions at all
         return float(hi)
     return float(np.clip(t[int(np.argmax(f))], lo, hi))
