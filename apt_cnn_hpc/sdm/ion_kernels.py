@@ -259,9 +259,9 @@ class Moments:
         return P.unsort(out)[0]
 
 
-def moments(qpos, ppos, values, edges, cells_per_r=3):
-    """Moments of one set of queries: [q, s, c, 4]."""
-    return Moments(ppos, values, edges, cells_per_r)(qpos)
+def moments(qpos, ppos, values, edges, cells_per_r=3, first=None):
+    """Moments of one set of queries: [q, s, c, 4] (first: as Moments)."""
+    return Moments(ppos, values, edges, cells_per_r, first)(qpos)
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)

@@ -75,7 +75,8 @@ class IonMLP(Method):
         t = f1_threshold(p, self.threshold_min) if self.threshold == "f1" else self.threshold
         log.info("ion_mlp: threshold %.3f (%s)", t, "estimated F1-optimal" if self.threshold == "f1" else "fixed")
         ids = ion_components(data.xyz, p > t, self.link, self.min_ions)
-        smooth = moments(data.xyz, data.xyz, np.column_stack([np.ones(len(p)), p]), [0.0, self.core_radius])
+        smooth = moments(data.xyz, data.xyz, np.column_stack([np.ones(len(p)), p]), [0.0, self.core_radius],
+                         first=0)      # the mean p within the radius: sums only
         core = smooth[:, 0, 1, 0] > self.core * smooth[:, 0, 0, 0]
         ids = split_by_cores(data.xyz, ids, core, self.link, self.min_core_ions)
         return MethodResult(ids, ion_probability=p.astype(np.float32), details={"threshold_used": t})
