@@ -10,7 +10,7 @@ install:
 	bash scripts/install.sh
 
 test: install
-	$(PY) -m pytest -q -ra tests
+	$(PY) -m pytest -q -ra --durations=15 tests
 
 # The parallel-HDF5 job (CI runs it after `make test`): Debian's Open MPI and parallel HDF5, a venv
 # (.venv-mpio) with mpi4py and h5py built against them, and the mpio writer's tests under mpiexec.

@@ -9,6 +9,8 @@ it reports per-ion F1 with the oracle's (every 1 nm voxel labelled by the majori
 ions) and the ceiling's (ions labelled by whether their reconstructed position lies in a true
 precipitate), precision, recall, detection by size class, radius bias of one-to-one pairs,
 volume bias (ions labelled / ions inside - 1), false-positive fraction (matrix ions labelled),
+95 % intervals of F1 / oracle, volume and radius bias (precipitate cells resampled: how far the
+figure of one specimen can move by which precipitates it holds),
 and the calibration error of the default model's cube probabilities against each cube's true
 L1_2 share. Prints JSON; --figures DIR writes the plots of docs/accuracy.md.
 
@@ -192,13 +194,20 @@ def markdown(results: list) -> str:
              "detected r >= 1.5 | detected r 1-1.5 | found alone | radius bias | per-ion ECE |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v, pct=False: "-" if v is None else (f"{100 * v:+.1f} %" if pct else f"{v:.3f}")  # noqa: E731
+
+    def ci(m, key, pct=False):
+        """The figure with its 95 % interval over resampled precipitate cells (segment/score.py)."""
+        iv = m.get(f"{key}_ci95")
+        if iv is None:
+            return fmt(m[key], pct)
+        return f"{fmt(m[key], pct)} [{fmt(iv[0], pct)}, {fmt(iv[1], pct)}]".replace(" %", "") + (" %" if pct else "")
     for r in results:
         for name, m in r["methods"].items():
-            lines.append(f"| {r['condition']} | {name} | {fmt(m['f1_over_oracle'])} | {fmt(m['f1_over_ceiling'])} | "
-                         f"{fmt(m['precision'])} | {fmt(m['recall'])} | {fmt(m['volume_bias'], True)} | "
+            lines.append(f"| {r['condition']} | {name} | {ci(m, 'f1_over_oracle')} | {fmt(m['f1_over_ceiling'])} | "
+                         f"{fmt(m['precision'])} | {fmt(m['recall'])} | {ci(m, 'volume_bias', True)} | "
                          f"{fmt(m['false_positive_fraction'], True)} | {fmt(m['detection_rate_r_ge_1.5nm'])} | "
                          f"{fmt(m['detection_rate_r_1.0_1.5nm'])} | {fmt(m['found_alone_rate'])} | "
-                         f"{fmt(m['radius_bias'], True)} | {fmt(m.get('ion_ece'))} |")
+                         f"{ci(m, 'radius_bias', True)} | {fmt(m.get('ion_ece'))} |")
     lines += ["", "| condition | oracle F1 | ceiling F1 | cube ECE (default model) | cube ECE (Table 1 model) | "
               "mean cube p / share (default) | seconds |", "|---|---|---|---|---|---|---|"]
     for r in results:
